@@ -1,0 +1,99 @@
+//! Reading the ledger from stored positions.
+//!
+//! Layout: `Handler` is what a projection implements: it says where it
+//! stands (its stored next offset per partition) and applies a batch,
+//! storing the new positions in the same atomic write as the state it
+//! derived. `catch_up` drives a handler to the end of the log. Offsets are
+//! data owned by the handler; this crate keeps none of its own.
+
+use std::collections::BTreeMap;
+
+use clearing_core::events::DecodeError;
+use clearing_core::Event;
+use clearing_log::{EventLog, LogError, Position, Topic};
+
+/// Events read per batch. Large enough that per-batch costs (one atomic
+/// sled write, one log read) vanish; small enough to bound memory (a few
+/// MiB of events) and the work lost to a crash.
+pub const BATCH_EVENTS_MAX: usize = 4096;
+
+/// One record read from the log: its position and the decoded event, or
+/// why it could not be decoded (the handler must record that, not skip it).
+#[derive(Debug)]
+pub struct Item {
+    pub position: Position,
+    pub event: Result<Event, DecodeError>,
+}
+
+/// A projection, as the consumer sees it.
+pub trait Handler {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The next offset to read per partition (absent = 0).
+    fn positions(&self) -> BTreeMap<u32, u64>;
+
+    /// Applies a batch of one partition's consecutive records, and stores
+    /// `next_offset` for that partition atomically with the derived state.
+    fn apply(&mut self, partition: u32, items: Vec<Item>, next_offset: u64) -> Result<(), Self::Error>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError<E: std::error::Error + 'static> {
+    #[error("reading the log: {0}")]
+    Log(LogError),
+    #[error("applying events: {0}")]
+    Handler(E),
+}
+
+/// What a catch-up did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUp {
+    pub events: u64,
+    pub batches: u64,
+}
+
+/// Decodes a batch of raw records.
+pub fn decode_all(records: Vec<clearing_log::Delivered>) -> Vec<Item> {
+    records
+        .into_iter()
+        .map(|d| Item { position: d.position, event: Event::decode(&d.payload) })
+        .collect()
+}
+
+/// Brings `handler` to the end of `topic`: reads every partition from the
+/// handler's stored position until a read comes back empty (end of
+/// partition), in batches of at most `batch_max`; `progress` hears the
+/// running count of events after each batch.
+pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
+    log: &L,
+    topic: Topic,
+    handler: &mut H,
+    batch_max: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<CatchUp, ConsumeError<H::Error>> {
+    let partitions = log.partitions(topic).map_err(ConsumeError::Log)?;
+    let mut stats = CatchUp::default();
+    let mut done = vec![false; partitions as usize];
+    while done.iter().any(|d| !d) {
+        let positions = handler.positions();
+        for p in 0..partitions {
+            if done[p as usize] {
+                continue;
+            }
+            let from = positions.get(&p).copied().unwrap_or(0);
+            let records = log.read(topic, p, from, batch_max).map_err(ConsumeError::Log)?;
+            if records.is_empty() {
+                done[p as usize] = true;
+                continue;
+            }
+            let next = records.last().expect("non-empty").position.offset + 1;
+            let items = decode_all(records);
+            stats.events += items.len() as u64;
+            stats.batches += 1;
+            handler.apply(p, items, next).map_err(ConsumeError::Handler)?;
+            progress(stats.events);
+        }
+    }
+    tracing::debug!(events = stats.events, batches = stats.batches, "caught up");
+    Ok(stats)
+}

@@ -1,0 +1,94 @@
+//! Business dates and payout dates (SPEC §4.1, §11).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Datelike, Days, FixedOffset, NaiveDate, NaiveTime, Weekday};
+use serde::{Deserialize, Serialize};
+
+/// UTC+08:00, the local time of every business-date rule.
+pub fn china_offset() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
+}
+
+/// Parses an RFC 3339 timestamp with a mandatory offset (`Z` allowed).
+pub fn parse_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(s).ok()
+}
+
+/// The business date of a moment: its local (UTC+08:00) date, plus one day
+/// at or after the cutoff.
+pub fn business_date(occurred_at: DateTime<FixedOffset>, cutoff: NaiveTime) -> NaiveDate {
+    let local = occurred_at.with_timezone(&china_offset()).naive_local();
+    if local.time() >= cutoff {
+        local.date() + Days::new(1)
+    } else {
+        local.date()
+    }
+}
+
+/// When a transaction counts as "in the last 10 minutes before cutoff" of its
+/// business date (used by reconciliation's held pool).
+pub fn is_near_cutoff(occurred_at: DateTime<FixedOffset>, cutoff: NaiveTime) -> bool {
+    let t = occurred_at.with_timezone(&china_offset()).naive_local().time();
+    let start = cutoff - chrono::Duration::minutes(10);
+    if start <= cutoff {
+        t >= start && t < cutoff
+    } else {
+        // cutoff within the first 10 minutes after midnight
+        t >= start || t < cutoff
+    }
+}
+
+/// Settlement cycle of a merchant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SettlementCycle {
+    /// Paid on the first working day after the business date.
+    T1,
+    /// Paid on the business date itself, working day or not.
+    D0,
+}
+
+/// Non-working days besides Saturdays and Sundays (`holidays.txt`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Calendar {
+    pub holidays: BTreeSet<NaiveDate>,
+}
+
+/// Longest run of non-working days we will walk through looking for the
+/// next working day. Chinese Golden Week plus weekends is under 10 days; a
+/// calendar with a longer gap is almost certainly wrong, and looping for
+/// ever on one (every day a holiday) must be impossible.
+const NON_WORKING_RUN_MAX: u64 = 60;
+
+impl Calendar {
+    pub fn is_working_day(&self, d: NaiveDate) -> bool {
+        !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) && !self.holidays.contains(&d)
+    }
+
+    /// The payout date of a business date under a cycle. `None` only when
+    /// the calendar has no working day within `NON_WORKING_RUN_MAX` days.
+    pub fn payout_date(&self, business_date: NaiveDate, cycle: SettlementCycle) -> Option<NaiveDate> {
+        match cycle {
+            SettlementCycle::D0 => Some(business_date),
+            SettlementCycle::T1 => (1..=NON_WORKING_RUN_MAX)
+                .map(|n| business_date + Days::new(n))
+                .find(|d| self.is_working_day(*d)),
+        }
+    }
+
+    /// Parses `holidays.txt`: one `YYYY-MM-DD` a line; blank lines and
+    /// `#` comments are allowed. Errors name the line.
+    pub fn parse(text: &str) -> Result<Calendar, (usize, String)> {
+        let mut holidays = BTreeSet::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let d = NaiveDate::parse_from_str(line, "%Y-%m-%d")
+                .map_err(|_| (i + 1, format!("{line:?} is not a YYYY-MM-DD date")))?;
+            holidays.insert(d);
+        }
+        Ok(Calendar { holidays })
+    }
+}

@@ -1,0 +1,290 @@
+//! Events: immutable, self-describing, versioned JSON (SPEC §5).
+//!
+//! The envelope is `{"event_id","type","schema_version","merchant_id",
+//! "occurred_at","recorded_at","body"}`. Decoding dispatches on
+//! `(type, schema_version)`, so an older version can be upcast on read.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::channel::{Channel, TxnResult, TxnType};
+use crate::money::Fen;
+use crate::postings::{Entry, Route};
+use crate::registry::{Intermediary, Merchant, Versioned, VersionedFees};
+use crate::risk::RiskFlag;
+
+/// The schema version this build writes, for every event type.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub event_id: String,
+    /// The partition key: the merchant an event belongs to, `None` for
+    /// reference data that belongs to no merchant (fee schedule,
+    /// intermediaries).
+    pub merchant_id: Option<String>,
+    pub occurred_at: String,
+    pub recorded_at: String,
+    pub body: EventBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventBody {
+    FeeScheduleLoaded(VersionedFees),
+    IntermediaryRegistered(Versioned<Intermediary>),
+    IntermediaryUpdated(Versioned<Intermediary>),
+    MerchantRegistered(Versioned<Merchant>),
+    MerchantUpdated(Versioned<Merchant>),
+    /// A sale, void, reversal or refund record, approved or declined.
+    TransactionRecorded(Box<TxnRecorded>),
+    /// A dead letter: an input record that was not accepted.
+    RecordRejected(RecordRejected),
+}
+
+/// The settlement row a record changes, and by how much. The producer
+/// decides it once; projections only add it up, so their state does not
+/// depend on the order in which partitions are read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RowKey {
+    pub business_date: NaiveDate,
+    pub merchant_id: String,
+    pub clearing: crate::registry::Clearing,
+    pub intermediary_id: Option<String>,
+    pub payout_date: NaiveDate,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowDelta {
+    pub sales_count: i64,
+    pub sales_amount: Fen,
+    pub refund_count: i64,
+    pub refund_amount: Fen,
+    /// Sale fees minus refund fees.
+    pub fee: Fen,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementEffect {
+    pub row: RowKey,
+    pub delta: RowDelta,
+}
+
+/// The fee rule that produced a sale's fee.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeeRuleApplied {
+    pub plan: String,
+    pub channel: Channel,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub rate: rust_decimal::Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<Fen>,
+    pub schedule_version: u32,
+}
+
+/// What a void, reversal or refund found of its sale.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginalSale {
+    pub txn_id: String,
+    pub business_date: NaiveDate,
+    pub amount: Fen,
+    pub fee: Fen,
+    pub route: Route,
+    pub channel: Channel,
+    pub payout_date: NaiveDate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnRecorded {
+    pub txn_id: String,
+    pub txn_type: TxnType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_txn_id: Option<String>,
+    pub merchant_id: String,
+    pub terminal_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcc: Option<String>,
+    pub channel: Channel,
+    pub amount: Fen,
+    pub currency: String,
+    pub result: TxnResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
+    pub rrn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stan: Option<String>,
+    /// Masked: first 6 and last 4 digits at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
+    pub business_date: NaiveDate,
+    /// Payout date of the row this record counts in, when it moves money.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_date: Option<NaiveDate>,
+    /// SHA-256 of the input record as parsed JSON with sorted keys and the
+    /// card masked: how an identical resend is recognised.
+    pub content_digest: String,
+    pub flags: Vec<RiskFlag>,
+    /// The sale's fee, or the fee a refund gives back; zero otherwise.
+    pub fee: Fen,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_rule: Option<FeeRuleApplied>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<OriginalSale>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<SettlementEffect>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+    pub entry: Entry,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordRejected {
+    /// Where the record came from (`transactions.jsonl`, `-` for stdin).
+    pub source: String,
+    pub line: u64,
+    /// The input line as received, with card numbers masked.
+    pub raw: String,
+    pub reason: crate::ingest::Reason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub detail: String,
+}
+
+impl EventBody {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventBody::FeeScheduleLoaded(_) => "FeeScheduleLoaded",
+            EventBody::IntermediaryRegistered(_) => "IntermediaryRegistered",
+            EventBody::IntermediaryUpdated(_) => "IntermediaryUpdated",
+            EventBody::MerchantRegistered(_) => "MerchantRegistered",
+            EventBody::MerchantUpdated(_) => "MerchantUpdated",
+            EventBody::TransactionRecorded(t) => match t.txn_type {
+                TxnType::Sale => "SaleRecorded",
+                TxnType::Void => "VoidRecorded",
+                TxnType::Reversal => "ReversalRecorded",
+                TxnType::Refund => "RefundRecorded",
+            },
+            EventBody::RecordRejected(_) => "RecordRejected",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EnvelopeOut<'a, B: Serialize> {
+    event_id: &'a str,
+    #[serde(rename = "type")]
+    type_name: &'a str,
+    schema_version: u32,
+    merchant_id: &'a Option<String>,
+    occurred_at: &'a str,
+    recorded_at: &'a str,
+    body: &'a B,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeIn<'a> {
+    event_id: String,
+    #[serde(rename = "type")]
+    type_name: String,
+    schema_version: u32,
+    merchant_id: Option<String>,
+    occurred_at: String,
+    recorded_at: String,
+    #[serde(borrow)]
+    body: &'a RawValue,
+}
+
+/// Why bytes on the log are not an event this build can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not an event envelope: {0}")]
+    Envelope(String),
+    #[error("unknown event type {type_name:?} (schema_version {version})")]
+    UnknownType { type_name: String, version: u32 },
+    #[error("{type_name} v{version} body: {detail}")]
+    Body { type_name: String, version: u32, detail: String },
+}
+
+impl Event {
+    pub fn type_name(&self) -> &'static str {
+        self.body.type_name()
+    }
+
+    /// The key the log partitions by: the merchant, else a fixed key for
+    /// reference data so that its events stay in order on one partition.
+    pub fn key(&self) -> &str {
+        self.merchant_id.as_deref().unwrap_or("reference")
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        fn out<B: Serialize>(e: &Event, body: &B) -> Vec<u8> {
+            serde_json::to_vec(&EnvelopeOut {
+                event_id: &e.event_id,
+                type_name: e.type_name(),
+                schema_version: SCHEMA_VERSION,
+                merchant_id: &e.merchant_id,
+                occurred_at: &e.occurred_at,
+                recorded_at: &e.recorded_at,
+                body,
+            })
+            .expect("events serialise")
+        }
+        match &self.body {
+            EventBody::FeeScheduleLoaded(b) => out(self, b),
+            EventBody::IntermediaryRegistered(b) | EventBody::IntermediaryUpdated(b) => out(self, b),
+            EventBody::MerchantRegistered(b) | EventBody::MerchantUpdated(b) => out(self, b),
+            EventBody::TransactionRecorded(b) => out(self, b),
+            EventBody::RecordRejected(b) => out(self, b),
+        }
+    }
+
+    /// Decodes an event, upcasting older schema versions.
+    pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+        let env: EnvelopeIn<'_> =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::Envelope(e.to_string()))?;
+        let body = decode_body(&env.type_name, env.schema_version, env.body.get())?;
+        Ok(Event {
+            event_id: env.event_id,
+            merchant_id: env.merchant_id,
+            occurred_at: env.occurred_at,
+            recorded_at: env.recorded_at,
+            body,
+        })
+    }
+}
+
+fn decode_body(type_name: &str, version: u32, json: &str) -> Result<EventBody, DecodeError> {
+    fn parse<'a, T: Deserialize<'a>>(type_name: &str, version: u32, json: &'a str) -> Result<T, DecodeError> {
+        serde_json::from_str(json).map_err(|e| DecodeError::Body {
+            type_name: type_name.to_string(),
+            version,
+            detail: e.to_string(),
+        })
+    }
+    // Every type is at version 1 today. When a body changes shape, the new
+    // version gets its own arm and the old arm upcasts into the new type.
+    let body = match (type_name, version) {
+        ("FeeScheduleLoaded", 1) => EventBody::FeeScheduleLoaded(parse(type_name, version, json)?),
+        ("IntermediaryRegistered", 1) => EventBody::IntermediaryRegistered(parse(type_name, version, json)?),
+        ("IntermediaryUpdated", 1) => EventBody::IntermediaryUpdated(parse(type_name, version, json)?),
+        ("MerchantRegistered", 1) => EventBody::MerchantRegistered(parse(type_name, version, json)?),
+        ("MerchantUpdated", 1) => EventBody::MerchantUpdated(parse(type_name, version, json)?),
+        ("SaleRecorded" | "VoidRecorded" | "ReversalRecorded" | "RefundRecorded", 1) => {
+            let t: TxnRecorded = parse(type_name, version, json)?;
+            let expected = EventBody::TransactionRecorded(Box::new(t));
+            if expected.type_name() != type_name {
+                return Err(DecodeError::Body {
+                    type_name: type_name.to_string(),
+                    version,
+                    detail: "txn_type does not match the event type".to_string(),
+                });
+            }
+            expected
+        }
+        ("RecordRejected", 1) => EventBody::RecordRejected(parse(type_name, version, json)?),
+        _ => {
+            return Err(DecodeError::UnknownType { type_name: type_name.to_string(), version });
+        }
+    };
+    Ok(body)
+}

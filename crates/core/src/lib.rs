@@ -1,0 +1,26 @@
+//! The clearing ledger's pure domain.
+//!
+//! Layout: `money` (integer fen, the one half-up rounding function),
+//! `channel` (vocabulary), `fees` (schedule, sale and refund fee),
+//! `calendar` (business date, payout date), `registry` (merchants,
+//! intermediaries, terminals), `mask` (PAN masking), `risk` (跳码/跳商户
+//! flags), `postings` (double entry, asserted balanced), `events` (versioned
+//! envelope), `ingest` (`decide` a record, `apply` an event to the write
+//! model) and `settlement` (reports). Nothing here does I/O, reads a clock
+//! or is async: time arrives inside records and events.
+
+pub mod calendar;
+pub mod channel;
+pub mod events;
+pub mod fees;
+pub mod ingest;
+pub mod mask;
+pub mod money;
+pub mod postings;
+pub mod registry;
+pub mod risk;
+pub mod settlement;
+
+pub use channel::{Channel, TxnResult, TxnType};
+pub use events::{Event, EventBody};
+pub use money::Fen;

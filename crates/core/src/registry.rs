@@ -1,0 +1,337 @@
+//! Reference data: merchants, intermediaries, terminal bindings, the fee
+//! schedule and calendar, as the log has recorded them (SPEC §3).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::calendar::{Calendar, SettlementCycle};
+use crate::fees::FeeSchedule;
+
+/// 一清 or 二清.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Clearing {
+    /// 一清: the acquirer settles straight to the merchant's own account.
+    FirstParty,
+    /// 二清: funds go to an intermediary, which owes them to the merchant.
+    SecondParty,
+}
+
+impl Clearing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clearing::FirstParty => "first_party",
+            Clearing::SecondParty => "second_party",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merchant {
+    pub merchant_id: String,
+    pub name: String,
+    pub mcc: String,
+    pub clearing: Clearing,
+    pub intermediary_id: Option<String>,
+    pub settlement_cycle: SettlementCycle,
+    pub fee_plan: String,
+    pub terminals: Vec<String>,
+    pub settlement_account: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intermediary {
+    pub intermediary_id: String,
+    pub name: String,
+    pub settlement_account: String,
+}
+
+/// A fee schedule with the version number the log gave it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionedFees {
+    pub version: u32,
+    pub schedule: FeeSchedule,
+    pub calendar: Calendar,
+}
+
+/// A registry entry with its version (1 = first registration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versioned<T> {
+    pub version: u32,
+    pub value: T,
+}
+
+/// Everything ingest needs to know about the world besides transactions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reference {
+    pub merchants: BTreeMap<String, Versioned<Merchant>>,
+    pub intermediaries: BTreeMap<String, Versioned<Intermediary>>,
+    pub fees: Option<VersionedFees>,
+    /// terminal id → merchant id; derived from `merchants`, rebuilt on load.
+    #[serde(skip)]
+    pub terminals: HashMap<String, String>,
+}
+
+impl Reference {
+    pub fn merchant(&self, id: &str) -> Option<&Merchant> {
+        self.merchants.get(id).map(|v| &v.value)
+    }
+
+    pub fn terminal_owner(&self, terminal_id: &str) -> Option<&str> {
+        self.terminals.get(terminal_id).map(String::as_str)
+    }
+
+    /// Rebuilds derived indexes after deserialising a snapshot.
+    pub fn reindex(&mut self) {
+        self.terminals = self
+            .merchants
+            .values()
+            .flat_map(|m| m.value.terminals.iter().map(|t| (t.clone(), m.value.merchant_id.clone())))
+            .collect();
+    }
+
+    pub fn put_merchant(&mut self, version: u32, merchant: Merchant) {
+        if let Some(old) = self.merchants.get(&merchant.merchant_id) {
+            for t in &old.value.terminals {
+                self.terminals.remove(t);
+            }
+        }
+        for t in &merchant.terminals {
+            self.terminals.insert(t.clone(), merchant.merchant_id.clone());
+        }
+        self.merchants.insert(merchant.merchant_id.clone(), Versioned { version, value: merchant });
+    }
+
+    pub fn put_intermediary(&mut self, version: u32, i: Intermediary) {
+        self.intermediaries.insert(i.intermediary_id.clone(), Versioned { version, value: i });
+    }
+}
+
+/// A reference-data line that cannot be accepted: names line and field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {field}: {reason}")]
+pub struct LineError {
+    pub line: usize,
+    pub field: String,
+    pub reason: String,
+}
+
+fn line_err(line: usize, field: &str, reason: impl Into<String>) -> LineError {
+    LineError { line, field: field.to_string(), reason: reason.into() }
+}
+
+fn object(line_no: usize, text: &str) -> Result<Map<String, Value>, LineError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(line_err(line_no, "(line)", "not a JSON object")),
+        Err(e) => Err(line_err(line_no, "(line)", format!("invalid JSON: {e}"))),
+    }
+}
+
+fn req_str(obj: &Map<String, Value>, line: usize, field: &str) -> Result<String, LineError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(line_err(line, field, "missing")),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+        Some(Value::String(_)) => Err(line_err(line, field, "empty")),
+        Some(other) => Err(line_err(line, field, format!("must be a string, got {other}"))),
+    }
+}
+
+fn check_known_fields(obj: &Map<String, Value>, line: usize, known: &[&str]) -> Result<(), LineError> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(line_err(line, k, format!("unknown field (expected one of {})", known.join(", ")))),
+        None => Ok(()),
+    }
+}
+
+const MERCHANT_FIELDS: &[&str] = &[
+    "merchant_id",
+    "name",
+    "mcc",
+    "clearing",
+    "intermediary_id",
+    "settlement_cycle",
+    "fee_plan",
+    "terminals",
+    "settlement_account",
+];
+
+/// Parses one `merchants.jsonl` line.
+pub fn parse_merchant(line: usize, text: &str) -> Result<Merchant, LineError> {
+    let obj = object(line, text)?;
+    check_known_fields(&obj, line, MERCHANT_FIELDS)?;
+    let mcc = req_str(&obj, line, "mcc")?;
+    if mcc.len() != 4 || !mcc.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(line_err(line, "mcc", format!("{mcc:?} is not a 4-digit MCC")));
+    }
+    let clearing = match req_str(&obj, line, "clearing")?.as_str() {
+        "first_party" => Clearing::FirstParty,
+        "second_party" => Clearing::SecondParty,
+        other => return Err(line_err(line, "clearing", format!("{other:?} is not first_party or second_party"))),
+    };
+    let intermediary_id = match obj.get("intermediary_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        Some(other) => return Err(line_err(line, "intermediary_id", format!("must be a non-empty string or null, got {other}"))),
+    };
+    match (clearing, &intermediary_id) {
+        (Clearing::SecondParty, None) => {
+            return Err(line_err(line, "intermediary_id", "required for second_party clearing"))
+        }
+        (Clearing::FirstParty, Some(_)) => {
+            return Err(line_err(line, "intermediary_id", "must be null for first_party clearing"))
+        }
+        _ => {}
+    }
+    let settlement_cycle = match req_str(&obj, line, "settlement_cycle")?.as_str() {
+        "T1" => SettlementCycle::T1,
+        "D0" => SettlementCycle::D0,
+        other => return Err(line_err(line, "settlement_cycle", format!("{other:?} is not T1 or D0"))),
+    };
+    let terminals = match obj.get("terminals") {
+        None | Some(Value::Null) => return Err(line_err(line, "terminals", "missing (use [] for none)")),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|t| match t {
+                Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+                other => Err(line_err(line, "terminals", format!("terminal ids must be non-empty strings, got {other}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => return Err(line_err(line, "terminals", format!("must be an array, got {other}"))),
+    };
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = terminals.iter().find(|t| !seen.insert(t.as_str())) {
+        return Err(line_err(line, "terminals", format!("terminal {dup} listed twice")));
+    }
+    Ok(Merchant {
+        merchant_id: req_str(&obj, line, "merchant_id")?,
+        name: req_str(&obj, line, "name")?,
+        mcc,
+        clearing,
+        intermediary_id,
+        settlement_cycle,
+        fee_plan: req_str(&obj, line, "fee_plan")?,
+        terminals,
+        settlement_account: req_str(&obj, line, "settlement_account")?,
+    })
+}
+
+/// Parses one `intermediaries.jsonl` line.
+pub fn parse_intermediary(line: usize, text: &str) -> Result<Intermediary, LineError> {
+    let obj = object(line, text)?;
+    check_known_fields(&obj, line, &["intermediary_id", "name", "settlement_account"])?;
+    Ok(Intermediary {
+        intermediary_id: req_str(&obj, line, "intermediary_id")?,
+        name: req_str(&obj, line, "name")?,
+        settlement_account: req_str(&obj, line, "settlement_account")?,
+    })
+}
+
+/// What a registry load changes, in the order it is recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistryChange {
+    IntermediaryRegistered(Versioned<Intermediary>),
+    IntermediaryUpdated(Versioned<Intermediary>),
+    MerchantRegistered(Versioned<Merchant>),
+    MerchantUpdated(Versioned<Merchant>),
+}
+
+/// Which file of a registry load a line error belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file} {error}")]
+pub struct RegistryLoadError {
+    pub file: &'static str,
+    pub error: LineError,
+}
+
+/// Decides the changes of a registry load against the current reference
+/// data. The load is all or nothing: any bad line refuses the whole load,
+/// because a half-applied registry would misroute money.
+///
+/// Lines are `(line_number, text)`; blank lines are the caller's to skip.
+pub fn plan_registry_load(
+    current: &Reference,
+    merchants: &[(usize, String)],
+    intermediaries: &[(usize, String)],
+) -> Result<Vec<RegistryChange>, RegistryLoadError> {
+    let m_err = |error| RegistryLoadError { file: "merchants", error };
+    let i_err = |error| RegistryLoadError { file: "intermediaries", error };
+    let mut next = current.clone();
+    let mut changes = Vec::new();
+
+    let mut seen_i = std::collections::HashSet::new();
+    for (line, text) in intermediaries {
+        let i = parse_intermediary(*line, text).map_err(i_err)?;
+        if !seen_i.insert(i.intermediary_id.clone()) {
+            return Err(i_err(line_err(*line, "intermediary_id", format!("{} appears twice in the file", i.intermediary_id))));
+        }
+        match next.intermediaries.get(&i.intermediary_id) {
+            Some(old) if old.value == i => {}
+            Some(old) => {
+                let v = Versioned { version: old.version + 1, value: i };
+                next.put_intermediary(v.version, v.value.clone());
+                changes.push(RegistryChange::IntermediaryUpdated(v));
+            }
+            None => {
+                let v = Versioned { version: 1, value: i };
+                next.put_intermediary(1, v.value.clone());
+                changes.push(RegistryChange::IntermediaryRegistered(v));
+            }
+        }
+    }
+
+    let mut seen_m: HashMap<String, usize> = HashMap::new();
+    for (line, text) in merchants {
+        let m = parse_merchant(*line, text).map_err(m_err)?;
+        if let Some(first) = seen_m.insert(m.merchant_id.clone(), *line) {
+            return Err(m_err(line_err(*line, "merchant_id", format!("{} already appears on line {first}", m.merchant_id))));
+        }
+        if let Some(iid) = &m.intermediary_id {
+            if !next.intermediaries.contains_key(iid) {
+                return Err(m_err(line_err(*line, "intermediary_id", format!("{iid} is not a registered intermediary"))));
+            }
+        }
+        if let Some(fees) = &current.fees {
+            if !fees.schedule.plans.contains_key(&m.fee_plan) {
+                return Err(m_err(line_err(*line, "fee_plan", format!("{:?} is not a plan of the recorded fee schedule", m.fee_plan))));
+            }
+        }
+        match next.merchants.get(&m.merchant_id) {
+            Some(old) if old.value == m => {}
+            Some(old) => {
+                let v = Versioned { version: old.version + 1, value: m };
+                next.put_merchant(v.version, v.value.clone());
+                changes.push(RegistryChange::MerchantUpdated(v));
+            }
+            None => {
+                let v = Versioned { version: 1, value: m };
+                next.put_merchant(1, v.value.clone());
+                changes.push(RegistryChange::MerchantRegistered(v));
+            }
+        }
+    }
+
+    // A terminal is bound to at most one merchant, judged on the registry as
+    // it will stand after the load (a terminal may move between merchants
+    // that are both updated in the same file).
+    let mut owners: HashMap<&str, &str> = HashMap::new();
+    for m in next.merchants.values() {
+        for t in &m.value.terminals {
+            if let Some(other) = owners.insert(t, &m.value.merchant_id) {
+                let line = seen_m
+                    .get(&m.value.merchant_id)
+                    .or_else(|| seen_m.get(other))
+                    .copied()
+                    .unwrap_or(0);
+                return Err(m_err(line_err(
+                    line,
+                    "terminals",
+                    format!("terminal {t} would be bound to both {other} and {}", m.value.merchant_id),
+                )));
+            }
+        }
+    }
+    Ok(changes)
+}

@@ -1,0 +1,117 @@
+//! The event-log port and its embedded adapter.
+//!
+//! Layout: `Position`, `Topic` and the `EventLog` trait are the port every
+//! other crate codes against; `embedded` implements it on sled in the data
+//! directory (the default when no broker is configured). The Kafka adapter
+//! implements the same trait. A log stores opaque bytes under a key: it
+//! knows nothing about events.
+
+use std::fmt;
+
+pub mod embedded;
+
+/// Where a record sits in a topic: partition and offset, as in Kafka.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.partition, self.offset)
+    }
+}
+
+impl std::str::FromStr for Position {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Position, String> {
+        let (p, o) = s.split_once(':').ok_or_else(|| format!("{s:?} is not PARTITION:OFFSET"))?;
+        Ok(Position {
+            partition: p.parse().map_err(|_| format!("{p:?} is not a partition number"))?,
+            offset: o.parse().map_err(|_| format!("{o:?} is not an offset"))?,
+        })
+    }
+}
+
+/// The two topics of the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// `P.events`: the ledger.
+    Events,
+    /// `P.rejected`: dead letters.
+    Rejected,
+}
+
+/// Topic names derived from the configured prefix (SPEC §10).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicNames {
+    pub events: String,
+    pub rejected: String,
+}
+
+impl TopicNames {
+    pub fn with_prefix(prefix: &str) -> TopicNames {
+        TopicNames { events: format!("{prefix}.events"), rejected: format!("{prefix}.rejected") }
+    }
+
+    pub fn name(&self, topic: Topic) -> &str {
+        match topic {
+            Topic::Events => &self.events,
+            Topic::Rejected => &self.rejected,
+        }
+    }
+}
+
+/// A record to append: the partition key and the payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub key: String,
+    pub payload: Vec<u8>,
+}
+
+/// A record read back, with its position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    pub position: Position,
+    pub key: String,
+    pub payload: Vec<u8>,
+}
+
+/// What can go wrong talking to a log. `retryable` says whether trying the
+/// same call again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("embedded log at {path}: {source}")]
+    Storage { path: String, source: sled::Error },
+    #[error("embedded log at {path} is corrupt: {detail}")]
+    Corrupt { path: String, detail: String },
+    #[error("topic {topic} has no partition {partition}")]
+    NoSuchPartition { topic: String, partition: u32 },
+    #[error("{0}")]
+    Broker(String),
+}
+
+impl LogError {
+    pub fn retryable(&self) -> bool {
+        matches!(self, LogError::Broker(_))
+    }
+}
+
+/// The event-log port.
+pub trait EventLog {
+    /// Appends records and returns once they are durable (acknowledged):
+    /// their positions, in input order.
+    fn append(&self, topic: Topic, records: &[Record]) -> Result<Vec<Position>, LogError>;
+
+    /// Number of partitions of a topic.
+    fn partitions(&self, topic: Topic) -> Result<u32, LogError>;
+
+    /// Reads up to `records_max` records of one partition from `offset` on.
+    /// An empty answer means the reader has reached the end of the
+    /// partition for now.
+    fn read(&self, topic: Topic, partition: u32, offset: u64, records_max: usize) -> Result<Vec<Delivered>, LogError>;
+
+    /// A human description for messages (`embedded log at DIR`, `kafka at …`).
+    fn describe(&self) -> String;
+}

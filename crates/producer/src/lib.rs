@@ -1,0 +1,356 @@
+//! Ingest: turn input files into immutable events.
+//!
+//! Layout: `fees` reads the fee schedule and calendar files; `writemodel`
+//! is the persisted projection ingest decides against; this module holds
+//! the three loads — `load_fees`, `load_registry` and `ingest` — that
+//! decide with `clearing_core`, publish to the log, and only then store the
+//! write model. Every input line ends as events, as a counted duplicate, or
+//! as a dead letter on the rejected topic with its reason.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+use clearing_core::events::RecordRejected;
+use clearing_core::ingest::{decide, sha256_hex, Outcome, Reason};
+use clearing_core::mask::{mask_raw_line, mask_raw_with};
+use clearing_core::registry::{plan_registry_load, RegistryChange, VersionedFees};
+use clearing_core::{Event, EventBody};
+use clearing_log::{EventLog, LogError, Record, Topic};
+use serde::Serialize;
+
+pub mod fees;
+pub mod writemodel;
+
+pub use writemodel::{WriteModel, WriteModelError};
+
+/// Input lines decided per batch: one log append and one write-model commit
+/// each. Bounds memory (a few MiB of events) and the work a crash repeats.
+pub const INGEST_BATCH_LINES_MAX: usize = 4096;
+
+/// Longest input line accepted. Transaction records are a few hundred
+/// bytes; a longer line is not a record and is dead-lettered (truncated).
+pub const LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// A reference-data file that cannot be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {field}: {reason}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+pub struct InputError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    #[error("{0}")]
+    Input(#[from] InputError),
+    #[error("no fee schedule is recorded yet: run `clearing fees load FILE` first")]
+    NoFeeSchedule,
+    #[error("reading {source_name} after line {line}: {error}")]
+    Read { source_name: String, line: u64, error: std::io::Error },
+    #[error("publishing to the {log}: {error} (lines up to {committed_line} of {source_name} are recorded; run the same file again to complete it)")]
+    Publish { log: String, error: LogError, source_name: String, committed_line: u64 },
+    #[error("{0}")]
+    Log(#[from] LogError),
+    #[error("{0}")]
+    WriteModel(#[from] WriteModelError),
+    #[error("catching up the write model: {0}")]
+    CatchUp(#[from] clearing_consumer::ConsumeError<WriteModelError>),
+}
+
+/// Publishes decided events (already applied to the write model as
+/// pending) and then commits the write model at the new log end.
+fn publish<L: EventLog + ?Sized>(log: &L, wm: &mut WriteModel, events: &[Event]) -> Result<(), LogError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<Record> = events
+        .iter()
+        .map(|e| Record { key: e.key().to_string(), payload: e.encode() })
+        .collect();
+    let positions = log.append(Topic::Events, &records)?;
+    let mut ends: BTreeMap<u32, u64> = BTreeMap::new();
+    for p in positions {
+        let e = ends.entry(p.partition).or_insert(0);
+        *e = (*e).max(p.offset + 1);
+    }
+    for (partition, next) in ends {
+        wm.commit(partition, next).map_err(|e| LogError::Broker(e.to_string()))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeesLoaded {
+    pub version: u32,
+    pub changed: bool,
+}
+
+/// Records a fee schedule (and calendar) as a `FeeScheduleLoaded` event,
+/// unless it equals the one in force.
+pub fn load_fees<L: EventLog + ?Sized>(
+    log: &L,
+    wm: &mut WriteModel,
+    schedule: clearing_core::fees::FeeSchedule,
+    calendar: clearing_core::calendar::Calendar,
+    recorded_at: &str,
+) -> Result<FeesLoaded, ProducerError> {
+    wm.catch_up(log)?;
+    let current = wm.reference.fees.as_ref();
+    if let Some(c) = current {
+        if c.schedule == schedule && c.calendar == calendar {
+            return Ok(FeesLoaded { version: c.version, changed: false });
+        }
+    }
+    let version = current.map_or(1, |c| c.version + 1);
+    let event = Event {
+        event_id: format!("fees:v{version}"),
+        merchant_id: None,
+        occurred_at: recorded_at.to_string(),
+        recorded_at: recorded_at.to_string(),
+        body: EventBody::FeeScheduleLoaded(VersionedFees { version, schedule, calendar }),
+    };
+    wm.apply_pending(&event);
+    publish(log, wm, std::slice::from_ref(&event))?;
+    Ok(FeesLoaded { version, changed: true })
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RegistryLoaded {
+    pub merchants_registered: u64,
+    pub merchants_updated: u64,
+    pub intermediaries_registered: u64,
+    pub intermediaries_updated: u64,
+    pub unchanged: u64,
+}
+
+/// Numbers the non-blank lines of a JSON-lines text.
+pub fn numbered_lines(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l.to_string()))
+        .collect()
+}
+
+/// Records registrations and changes of merchants and intermediaries. All
+/// or nothing: a bad line refuses the whole load.
+pub fn load_registry<L: EventLog + ?Sized>(
+    log: &L,
+    wm: &mut WriteModel,
+    merchants: (&str, &str),
+    intermediaries: Option<(&str, &str)>,
+    recorded_at: &str,
+) -> Result<RegistryLoaded, ProducerError> {
+    wm.catch_up(log)?;
+    let m_lines = numbered_lines(merchants.1);
+    let i_lines = intermediaries.map(|(_, t)| numbered_lines(t)).unwrap_or_default();
+    let changes = plan_registry_load(&wm.reference, &m_lines, &i_lines).map_err(|e| InputError {
+        file: match e.file {
+            "merchants" => merchants.0.to_string(),
+            _ => intermediaries.map_or("intermediaries", |i| i.0).to_string(),
+        },
+        line: Some(e.error.line),
+        field: e.error.field,
+        reason: e.error.reason,
+    })?;
+    let mut summary = RegistryLoaded {
+        unchanged: (m_lines.len() + i_lines.len() - changes.len()) as u64,
+        ..RegistryLoaded::default()
+    };
+    let events: Vec<Event> = changes
+        .into_iter()
+        .map(|c| {
+            let (event_id, merchant_id, body) = match c {
+                RegistryChange::IntermediaryRegistered(v) => {
+                    summary.intermediaries_registered += 1;
+                    (format!("intermediary:{}:v{}", v.value.intermediary_id, v.version), None, EventBody::IntermediaryRegistered(v))
+                }
+                RegistryChange::IntermediaryUpdated(v) => {
+                    summary.intermediaries_updated += 1;
+                    (format!("intermediary:{}:v{}", v.value.intermediary_id, v.version), None, EventBody::IntermediaryUpdated(v))
+                }
+                RegistryChange::MerchantRegistered(v) => {
+                    summary.merchants_registered += 1;
+                    let id = v.value.merchant_id.clone();
+                    (format!("merchant:{id}:v{}", v.version), Some(id), EventBody::MerchantRegistered(v))
+                }
+                RegistryChange::MerchantUpdated(v) => {
+                    summary.merchants_updated += 1;
+                    let id = v.value.merchant_id.clone();
+                    (format!("merchant:{id}:v{}", v.version), Some(id), EventBody::MerchantUpdated(v))
+                }
+            };
+            Event {
+                event_id,
+                merchant_id,
+                occurred_at: recorded_at.to_string(),
+                recorded_at: recorded_at.to_string(),
+                body,
+            }
+        })
+        .collect();
+    for e in &events {
+        wm.apply_pending(e);
+    }
+    publish(log, wm, &events)?;
+    Ok(summary)
+}
+
+/// The summary `clearing ingest --format json` prints (SPEC §10).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestSummary {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: BTreeMap<&'static str, u64>,
+}
+
+impl IngestSummary {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+/// Reads one line (without its end) into `buf`; false at end of input.
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    buf.clear();
+    if input.read_until(b'\n', buf)? == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    Ok(true)
+}
+
+/// Validates and publishes a transactions file. Returns when every event
+/// and dead letter is acknowledged by the log.
+///
+/// `clock` gives the recording time (RFC 3339) for each batch. After an
+/// error, drop `wm` and reopen it: its unpublished pending state is void.
+pub fn ingest<L: EventLog + ?Sized>(
+    log: &L,
+    wm: &mut WriteModel,
+    source_name: &str,
+    mut input: impl BufRead,
+    clock: &dyn Fn() -> String,
+    mut progress: impl FnMut(&IngestSummary),
+) -> Result<IngestSummary, ProducerError> {
+    wm.catch_up(log)?;
+    let fees = wm.reference.fees.clone().ok_or(ProducerError::NoFeeSchedule)?;
+    let mut summary = IngestSummary::default();
+    let mut line_no: u64 = 0;
+    let mut committed_line: u64 = 0;
+    let mut buf = Vec::with_capacity(1024);
+    let mut events: Vec<Event> = Vec::with_capacity(INGEST_BATCH_LINES_MAX);
+    let mut dead: Vec<Record> = Vec::new();
+    loop {
+        let recorded_at = clock();
+        let mut lines_in_batch = 0;
+        let mut more = true;
+        while lines_in_batch < INGEST_BATCH_LINES_MAX {
+            more = read_line(&mut input, &mut buf).map_err(|error| ProducerError::Read {
+                source_name: source_name.to_string(),
+                line: line_no,
+                error,
+            })?;
+            if !more {
+                break;
+            }
+            line_no += 1;
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            lines_in_batch += 1;
+            decide_line(&fees, wm, source_name, line_no, &buf, &recorded_at, &mut summary, &mut events, &mut dead);
+        }
+        let publish_err = |error| ProducerError::Publish {
+            log: log.describe(),
+            error,
+            source_name: source_name.to_string(),
+            committed_line,
+        };
+        publish(log, wm, &events).map_err(publish_err)?;
+        if !dead.is_empty() {
+            log.append(Topic::Rejected, &dead).map_err(publish_err)?;
+        }
+        events.clear();
+        dead.clear();
+        committed_line = line_no;
+        progress(&summary);
+        if !more {
+            break;
+        }
+    }
+    Ok(summary)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide_line(
+    fees: &VersionedFees,
+    wm: &mut WriteModel,
+    source_name: &str,
+    line_no: u64,
+    bytes: &[u8],
+    recorded_at: &str,
+    summary: &mut IngestSummary,
+    events: &mut Vec<Event>,
+    dead: &mut Vec<Record>,
+) {
+    let (outcome, text) = match std::str::from_utf8(bytes) {
+        Err(_) => (
+            Outcome::Rejected(clearing_core::ingest::Rejection {
+                reason: Reason::InvalidJson,
+                field: None,
+                detail: "line is not valid UTF-8".to_string(),
+                card: None,
+            }),
+            String::from_utf8_lossy(bytes).into_owned(),
+        ),
+        Ok(_) if bytes.len() > LINE_BYTES_MAX => (
+            Outcome::Rejected(clearing_core::ingest::Rejection {
+                reason: Reason::InvalidJson,
+                field: None,
+                detail: format!("line is longer than {LINE_BYTES_MAX} bytes"),
+                card: None,
+            }),
+            String::from_utf8_lossy(&bytes[..4096]).into_owned(),
+        ),
+        Ok(text) => (decide(&wm.reference, fees, &wm.view(), recorded_at, text), text.to_string()),
+    };
+    match outcome {
+        Outcome::Accepted(event) => {
+            wm.apply_pending(&event);
+            summary.accepted += 1;
+            events.push(*event);
+        }
+        Outcome::Duplicate => summary.duplicates += 1,
+        Outcome::Rejected(r) => {
+            *summary.rejected.entry(r.reason.as_str()).or_insert(0) += 1;
+            let raw = match &r.card {
+                Some(card) => mask_raw_with(&text, card),
+                None => mask_raw_line(&text),
+            };
+            tracing::debug!(line = line_no, reason = r.reason.as_str(), field = r.field, "record rejected");
+            let event = Event {
+                event_id: format!("rejected:{}", &sha256_hex(format!("{source_name}\n{line_no}\n{recorded_at}\n{raw}").as_bytes())[..32]),
+                merchant_id: None,
+                occurred_at: recorded_at.to_string(),
+                recorded_at: recorded_at.to_string(),
+                body: EventBody::RecordRejected(RecordRejected {
+                    source: source_name.to_string(),
+                    line: line_no,
+                    raw,
+                    reason: r.reason,
+                    field: r.field.map(str::to_string),
+                    detail: r.detail,
+                }),
+            };
+            dead.push(Record { key: source_name.to_string(), payload: event.encode() });
+        }
+    }
+}

@@ -136,6 +136,9 @@ impl EventLog for EmbeddedLog {
             base += chunk.len() as u64;
         }
         tree.apply_batch(batch).map_err(|e| self.storage(e))?;
+        // Durable before we answer: ingest stores its write model only after
+        // this returns, and the write model must never be ahead of the log.
+        self.db.flush().map_err(|e| self.storage(e))?;
         next.insert(topic, base);
         Ok((start..base).map(|offset| Position { partition: 0, offset }).collect())
     }

@@ -1,0 +1,476 @@
+//! Arguments, configuration and the commands.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use chrono::{NaiveDate, SecondsFormat};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clearing_core::calendar::{china_offset, Calendar};
+use clearing_core::settlement::{risk_report, settlement_report, RiskReport, SettlementReport};
+use clearing_log::embedded::EmbeddedLog;
+use clearing_log::{EventLog, TopicNames};
+use clearing_producer::{IngestSummary, WriteModel};
+use clearing_projector::Projector;
+
+use crate::report;
+
+#[derive(Parser, Debug)]
+#[command(name = "clearing", version, about = "The clearing ledger: ingest, settle, reconcile and replay acquiring transactions")]
+pub struct Cli {
+    /// Where the ledger keeps its state (embedded log, write model, projections).
+    #[arg(long, env = "CLEARING_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Kafka bootstrap brokers (host:port,…); absent = the embedded log in the data dir.
+    #[arg(long, env = "CLEARING_KAFKA", global = true)]
+    kafka: Option<String>,
+    /// Topic prefix: topics are PREFIX.events and PREFIX.rejected.
+    #[arg(long, env = "CLEARING_TOPIC_PREFIX", default_value = "clearing", global = true)]
+    topic_prefix: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs the whole daily job on a generated, realistic day and prints the reports.
+    Demo(DemoArgs),
+    /// Fee schedule.
+    Fees {
+        #[command(subcommand)]
+        command: FeesCommand,
+    },
+    /// Merchant and intermediary registry.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+    /// Validates and publishes a transactions file (`-` = stdin).
+    Ingest {
+        file: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Brings the projections up to the end of the log.
+    Project {
+        /// Keep following the log until SIGINT/SIGTERM.
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: how long to wait between polls of the log.
+        #[arg(long, default_value_t = 500)]
+        poll_interval_ms: u64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Settlement and risk reports.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+    /// Digest of the live projection state.
+    Digest {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// The pipeline benchmark.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum FeesCommand {
+    /// Records the fee schedule (and calendar) as an event.
+    Load {
+        file: PathBuf,
+        #[arg(long)]
+        holidays: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RegistryCommand {
+    /// Records registrations and changes as events.
+    Load {
+        #[arg(long)]
+        merchants: PathBuf,
+        #[arg(long)]
+        intermediaries: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCommand {
+    /// Per-merchant settlement of a business date (SPEC §7).
+    Settlement(ReportArgs),
+    /// Flagged transactions and second-party exposure of a business date.
+    Risk(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Business date, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    date: NaiveDate,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Seed of the generated day; the same seed gives the same day.
+    #[arg(long, default_value_t = 20261120)]
+    seed: u64,
+    #[arg(long, default_value_t = 300)]
+    merchants: usize,
+    #[arg(long, default_value_t = 5000)]
+    txns: usize,
+    /// Business date of the generated day.
+    #[arg(long, value_parser = parse_date, default_value = "2026-11-20")]
+    date: NaiveDate,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Json,
+    Table,
+    Csv,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a YYYY-MM-DD date"))
+}
+
+/// Validated configuration, passed down explicitly.
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub topics: TopicNames,
+}
+
+impl Config {
+    fn from_cli(cli: &Cli) -> Result<Config> {
+        if let Some(brokers) = &cli.kafka {
+            bail!(
+                "--kafka {brokers}: this build has only the embedded log; unset --kafka/CLEARING_KAFKA to use it"
+            );
+        }
+        let prefix = cli.topic_prefix.trim();
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            bail!("--topic-prefix {:?}: use letters, digits, '.', '_' or '-'", cli.topic_prefix);
+        }
+        Ok(Config {
+            data_dir: cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("./clearing-data")),
+            topics: TopicNames::with_prefix(prefix),
+        })
+    }
+}
+
+/// How long to wait for another `clearing` process to release the data
+/// directory (sled holds an exclusive lock while a store is open).
+const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
+
+fn retry_locked<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let start = std::time::Instant::now();
+    loop {
+        match open() {
+            Err(e) if e.to_string().contains("lock") && start.elapsed() < LOCK_WAIT_MAX => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            other => return other,
+        }
+    }
+}
+
+pub fn open_log(cfg: &Config) -> Result<EmbeddedLog> {
+    fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    retry_locked(|| EmbeddedLog::open(&cfg.data_dir, cfg.topics.clone())).context("opening the log")
+}
+
+fn open_write_model(cfg: &Config) -> Result<WriteModel> {
+    retry_locked(|| WriteModel::open(&cfg.data_dir)).context("opening the write model")
+}
+
+fn open_projector(cfg: &Config) -> Result<Projector> {
+    retry_locked(|| Projector::open(&cfg.data_dir)).context("opening the projections")
+}
+
+/// The recording time: now, in UTC+08:00, to the millisecond.
+pub fn now() -> String {
+    chrono::Utc::now().with_timezone(&china_offset()).to_rfc3339_opts(SecondsFormat::Millis, false)
+}
+
+fn read_file(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn file_label(path: &Path) -> String {
+    path.display().to_string()
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            // One line: clap's first line, without its "error: " prefix.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("clearing: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLEARING_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("clearing: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let cfg = Config::from_cli(&cli)?;
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Demo(args) => demo(&cfg, cli.data_dir.is_some(), args, &mut out),
+        Command::Fees { command: FeesCommand::Load { file, holidays } } => {
+            let log = open_log(&cfg)?;
+            let mut wm = open_write_model(&cfg)?;
+            let loaded = load_fees(&log, &mut wm, &file, holidays.as_deref())?;
+            if loaded.changed {
+                writeln!(out, "fee schedule recorded as version {}", loaded.version)?;
+            } else {
+                writeln!(out, "fee schedule unchanged (version {} is in force)", loaded.version)?;
+            }
+            Ok(())
+        }
+        Command::Registry { command: RegistryCommand::Load { merchants, intermediaries } } => {
+            let log = open_log(&cfg)?;
+            let mut wm = open_write_model(&cfg)?;
+            let s = load_registry(&log, &mut wm, &merchants, intermediaries.as_deref())?;
+            writeln!(
+                out,
+                "merchants: {} registered, {} updated; intermediaries: {} registered, {} updated; {} unchanged",
+                s.merchants_registered, s.merchants_updated, s.intermediaries_registered, s.intermediaries_updated, s.unchanged
+            )?;
+            Ok(())
+        }
+        Command::Ingest { file, format } => {
+            let log = open_log(&cfg)?;
+            let mut wm = open_write_model(&cfg)?;
+            let summary = ingest_path(&log, &mut wm, &file)?;
+            report::ingest_summary(&summary, format, &mut out)
+        }
+        Command::Project { follow, poll_interval_ms, format } => {
+            if follow {
+                follow_log(&cfg, Duration::from_millis(poll_interval_ms.max(10)))
+            } else {
+                let log = open_log(&cfg)?;
+                let mut p = open_projector(&cfg)?;
+                let stats = p.catch_up(&log, |_| {}).context("projecting")?;
+                p.flush()?;
+                report::projected(stats.events, p.stored_positions(), p.redelivered, format, &mut out)
+            }
+        }
+        Command::Report { command } => {
+            let (args, risk) = match command {
+                ReportCommand::Settlement(a) => (a, false),
+                ReportCommand::Risk(a) => (a, true),
+            };
+            let log = open_log(&cfg)?;
+            let mut p = open_projector(&cfg)?;
+            p.catch_up(&log, |_| {}).context("projecting")?;
+            let s = settlement(&p, args.date)?;
+            if risk {
+                report::risk(&risk_of(&p, &s)?, args.format, &mut out)
+            } else {
+                report::settlement(&s, args.format, &mut out)
+            }
+        }
+        Command::Digest { format } => {
+            let log = open_log(&cfg)?;
+            let mut p = open_projector(&cfg)?;
+            p.catch_up(&log, |_| {}).context("projecting")?;
+            report::digest(&p.digest()?, p.stored_positions(), format, &mut out)
+        }
+        Command::Bench(args) => crate::bench::run(&cfg, args, &mut out),
+    }
+}
+
+pub fn load_fees(
+    log: &dyn EventLog,
+    wm: &mut WriteModel,
+    file: &Path,
+    holidays: Option<&Path>,
+) -> Result<clearing_producer::FeesLoaded> {
+    let schedule = clearing_producer::fees::parse_fees(&file_label(file), &read_file(file)?)?;
+    let calendar = match holidays {
+        Some(h) => clearing_producer::fees::parse_holidays(&file_label(h), &read_file(h)?)?,
+        None => Calendar::default(),
+    };
+    Ok(clearing_producer::load_fees(log, wm, schedule, calendar, &now())?)
+}
+
+pub fn load_registry(
+    log: &dyn EventLog,
+    wm: &mut WriteModel,
+    merchants: &Path,
+    intermediaries: Option<&Path>,
+) -> Result<clearing_producer::RegistryLoaded> {
+    let m_text = read_file(merchants)?;
+    let i_text = intermediaries.map(read_file).transpose()?;
+    let m_label = file_label(merchants);
+    let i_label = intermediaries.map(file_label);
+    let i = i_label.as_deref().zip(i_text.as_deref());
+    Ok(clearing_producer::load_registry(log, wm, (&m_label, &m_text), i, &now())?)
+}
+
+pub fn ingest_path(log: &dyn EventLog, wm: &mut WriteModel, file: &str) -> Result<IngestSummary> {
+    let summary = if file == "-" {
+        let stdin = std::io::stdin();
+        clearing_producer::ingest(log, wm, "-", stdin.lock(), &now, |_| {})?
+    } else {
+        let f = fs::File::open(file).with_context(|| format!("opening {file}"))?;
+        let input: Box<dyn BufRead> = Box::new(BufReader::with_capacity(1 << 20, f));
+        clearing_producer::ingest(log, wm, file, input, &now, |_| {})?
+    };
+    wm.flush()?;
+    Ok(summary)
+}
+
+pub fn settlement(p: &Projector, date: NaiveDate) -> Result<SettlementReport> {
+    let rows = p.settlement_rows(date)?;
+    settlement_report(date, rows).context("settlement totals overflow")
+}
+
+pub fn risk_of(p: &Projector, s: &SettlementReport) -> Result<RiskReport> {
+    risk_report(s, p.flagged(s.business_date)?).context("exposure overflows")
+}
+
+/// `project --follow`: poll the log, apply what is new, until a signal.
+/// Stores are opened per poll, so other `clearing` processes can use the
+/// same data directory between polls.
+fn follow_log(cfg: &Config, poll: Duration) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the signal handler")?;
+    let mut applied = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        {
+            let log = open_log(cfg)?;
+            let mut p = open_projector(cfg)?;
+            let stats = p.catch_up(&log, |_| {}).context("projecting")?;
+            p.flush()?;
+            applied += stats.events;
+            if stats.events > 0 {
+                tracing::info!(events = stats.events, total = applied, "projected");
+            }
+        }
+        let mut slept = Duration::ZERO;
+        while slept < poll && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+            slept += Duration::from_millis(10);
+        }
+    }
+    eprintln!("clearing: stopped following after {applied} events");
+    Ok(())
+}
+
+fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> Result<()> {
+    let temp;
+    let dir = if dir_given {
+        if cfg.data_dir.join("log").exists() {
+            bail!("--data-dir {}: already holds a ledger; the demo needs an empty directory", cfg.data_dir.display());
+        }
+        cfg.data_dir.clone()
+    } else {
+        temp = tempfile::Builder::new().prefix("clearing-demo-").tempdir().context("creating a temporary data dir")?;
+        temp.path().to_path_buf()
+    };
+    let started = std::time::Instant::now();
+    let input = dir.join("input");
+    fs::create_dir_all(&input).with_context(|| format!("creating {}", input.display()))?;
+    let params = crate::gen::Params {
+        seed: args.seed,
+        merchants: args.merchants.max(1),
+        txns: args.txns,
+        business_date: args.date,
+        faults: true,
+    };
+    let txn_path = input.join("transactions.jsonl");
+    let mut txn_file = std::io::BufWriter::new(fs::File::create(&txn_path)?);
+    let day = crate::gen::generate(&params, &mut txn_file)?;
+    txn_file.flush()?;
+    drop(txn_file);
+    fs::write(input.join("merchants.jsonl"), &day.merchants_jsonl)?;
+    fs::write(input.join("intermediaries.jsonl"), &day.intermediaries_jsonl)?;
+    fs::write(input.join("fees.toml"), crate::gen::FEES_TOML)?;
+    fs::write(input.join("holidays.txt"), crate::gen::HOLIDAYS_TXT)?;
+
+    let dcfg = Config { data_dir: dir.clone(), topics: cfg.topics.clone() };
+    let log = open_log(&dcfg)?;
+    let mut wm = open_write_model(&dcfg)?;
+    let fees = load_fees(&log, &mut wm, &input.join("fees.toml"), Some(&input.join("holidays.txt")))?;
+    let registry = load_registry(&log, &mut wm, &input.join("merchants.jsonl"), Some(&input.join("intermediaries.jsonl")))?;
+    let summary = ingest_path(&log, &mut wm, &txn_path.display().to_string())?;
+    drop(wm);
+    let mut p = open_projector(&dcfg)?;
+    let projected = p.catch_up(&log, |_| {}).context("projecting")?;
+    p.flush()?;
+    let s = settlement(&p, args.date)?;
+    let r = risk_of(&p, &s)?;
+    let digest = p.digest()?;
+    let elapsed_ms = started.elapsed().as_millis();
+    match args.format {
+        Format::Json => {
+            let v = serde_json::json!({
+                "data_dir": if dir_given { Some(dir.display().to_string()) } else { None },
+                "seed": args.seed,
+                "input_lines": day.lines,
+                "fee_schedule_version": fees.version,
+                "registry": registry,
+                "ingest": summary,
+                "events_projected": projected.events,
+                "digest": digest,
+                "settlement": s,
+                "risk": r,
+            });
+            writeln!(out, "{v}")?;
+        }
+        Format::Table | Format::Csv => {
+            writeln!(out, "clearing demo — business date {} (seed {})", args.date, args.seed)?;
+            writeln!(
+                out,
+                "registry: {} merchants, {} intermediaries; fee schedule v{}",
+                registry.merchants_registered, registry.intermediaries_registered, fees.version
+            )?;
+            write!(out, "ingest of {} lines: ", day.lines)?;
+            report::ingest_summary(&summary, Format::Table, out)?;
+            writeln!(out, "projected {} events; whole job {elapsed_ms} ms; projection digest {digest}", projected.events)?;
+            writeln!(out)?;
+            report::settlement(&s, args.format, out)?;
+            writeln!(out)?;
+            report::risk(&r, args.format, out)?;
+            if dir_given {
+                writeln!(out, "\nledger kept in {}; try: clearing --data-dir {} report settlement --date {}", dir.display(), dir.display(), args.date)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Report formatting: `json` (stdout alone, SPEC §7/§11 shapes), `table`
+//! (for people), `csv` (for spreadsheets).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::Result;
+use clearing_core::settlement::{RiskReport, SettlementReport};
+use clearing_producer::IngestSummary;
+
+use crate::app::Format;
+
+pub fn ingest_summary(s: &IngestSummary, format: Format, out: &mut impl Write) -> Result<()> {
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string(s)?)?,
+        Format::Table => {
+            let reasons: Vec<String> = s.rejected.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            write!(out, "accepted {}, duplicates {}, rejected {}", s.accepted, s.duplicates, s.rejected_total())?;
+            if reasons.is_empty() {
+                writeln!(out)?;
+            } else {
+                writeln!(out, " ({})", reasons.join(", "))?;
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(["outcome", "count"])?;
+            w.write_record(["accepted", &s.accepted.to_string()])?;
+            w.write_record(["duplicates", &s.duplicates.to_string()])?;
+            for (r, n) in &s.rejected {
+                w.write_record([&format!("rejected:{r}"), &n.to_string()])?;
+            }
+            w.flush()?;
+        }
+    }
+    Ok(())
+}
+
+pub fn projected(events: u64, positions: &BTreeMap<u32, u64>, redelivered: u64, format: Format, out: &mut impl Write) -> Result<()> {
+    let pos: BTreeMap<String, u64> = positions.iter().map(|(p, o)| (p.to_string(), *o)).collect();
+    match format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"events_applied": events, "redelivered_skipped": redelivered, "positions": pos})
+        )?,
+        _ => {
+            let at: Vec<String> = positions.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+            writeln!(out, "projected {events} events ({redelivered} redelivered, skipped); next positions {}", at.join(" "))?
+        }
+    }
+    Ok(())
+}
+
+pub fn digest(digest: &str, positions: &BTreeMap<u32, u64>, format: Format, out: &mut impl Write) -> Result<()> {
+    match format {
+        Format::Json => {
+            let pos: BTreeMap<String, u64> = positions.iter().map(|(p, o)| (p.to_string(), *o)).collect();
+            writeln!(out, "{}", serde_json::json!({"digest": digest, "positions": pos}))?
+        }
+        _ => writeln!(out, "{digest}")?,
+    }
+    Ok(())
+}
+
+pub fn settlement(r: &SettlementReport, format: Format, out: &mut impl Write) -> Result<()> {
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string(r)?)?,
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record([
+                "business_date", "merchant_id", "clearing", "intermediary_id", "payout_date", "sales_count",
+                "sales_amount", "refund_count", "refund_amount", "fee", "net",
+            ])?;
+            for m in &r.merchants {
+                w.write_record([
+                    r.business_date.to_string(),
+                    m.merchant_id.clone(),
+                    m.clearing.as_str().to_string(),
+                    m.intermediary_id.clone().unwrap_or_default(),
+                    m.payout_date.to_string(),
+                    m.sales_count.to_string(),
+                    m.sales_amount.to_string(),
+                    m.refund_count.to_string(),
+                    m.refund_amount.to_string(),
+                    m.fee.to_string(),
+                    m.net.to_string(),
+                ])?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            writeln!(out, "Settlement for business date {} — {} merchants", r.business_date, r.merchants.len())?;
+            writeln!(
+                out,
+                "{:<16} {:<4} {:<8} {:<10} {:>6} {:>14} {:>6} {:>12} {:>10} {:>14}",
+                "merchant", "mode", "via", "payout", "sales", "sales amount", "refnd", "refund amt", "fee", "net"
+            )?;
+            for m in &r.merchants {
+                // 一清/二清 are two double-width characters: four columns.
+                writeln!(
+                    out,
+                    "{:<16} {} {:<8} {:<10} {:>6} {:>14} {:>6} {:>12} {:>10} {:>14}",
+                    m.merchant_id,
+                    match m.clearing {
+                        clearing_core::registry::Clearing::FirstParty => "一清",
+                        clearing_core::registry::Clearing::SecondParty => "二清",
+                    },
+                    m.intermediary_id.as_deref().unwrap_or("-"),
+                    m.payout_date,
+                    m.sales_count,
+                    m.sales_amount,
+                    m.refund_count,
+                    m.refund_amount,
+                    m.fee,
+                    m.net
+                )?;
+            }
+            let t = &r.totals;
+            writeln!(
+                out,
+                "{:<16} {:<4} {:<8} {:<10} {:>6} {:>14} {:>6} {:>12} {:>10} {:>14}",
+                "TOTAL", "", "", "", "", t.sales_amount, "", t.refund_amount, t.fee, t.net
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn risk(r: &RiskReport, format: Format, out: &mut impl Write) -> Result<()> {
+    let flags = |f: &[clearing_core::risk::RiskFlag]| f.iter().map(|x| x.as_str()).collect::<Vec<_>>().join("+");
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string(r)?)?,
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(["business_date", "kind", "txn_id_or_intermediary", "merchant_id_or_payout_date", "terminal_id", "flags_or_net"])?;
+            for f in &r.flagged {
+                w.write_record([&r.business_date.to_string(), "flagged", &f.txn_id, &f.merchant_id, &f.terminal_id, &flags(&f.flags)])?;
+            }
+            for e in &r.exposure {
+                w.write_record([&r.business_date.to_string(), "exposure", &e.intermediary_id, &e.payout_date.to_string(), "", &e.net.to_string()])?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            writeln!(out, "Risk for business date {} — {} flagged transactions", r.business_date, r.flagged.len())?;
+            writeln!(out, "{:<18} {:<16} {:<10} flags", "txn", "merchant", "terminal")?;
+            for f in &r.flagged {
+                writeln!(out, "{:<18} {:<16} {:<10} {}", f.txn_id, f.merchant_id, f.terminal_id, flags(&f.flags))?;
+            }
+            writeln!(out, "Second-party (二清) exposure: what intermediaries hold for their merchants")?;
+            writeln!(out, "{:<12} {:<10} {:>14}", "intermediary", "payout", "net")?;
+            for e in &r.exposure {
+                writeln!(out, "{:<12} {:<10} {:>14}", e.intermediary_id, e.payout_date, e.net)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -21,7 +21,11 @@ use clearing_projector::Projector;
 use crate::report;
 
 #[derive(Parser, Debug)]
-#[command(name = "clearing", version, about = "The clearing ledger: ingest, settle, reconcile and replay acquiring transactions")]
+#[command(
+    name = "clearing",
+    version,
+    about = "The clearing ledger: ingest, settle, reconcile and replay acquiring transactions"
+)]
 pub struct Cli {
     /// Where the ledger keeps its state (embedded log, write model, projections).
     #[arg(long, env = "CLEARING_DATA_DIR", global = true)]
@@ -30,7 +34,12 @@ pub struct Cli {
     #[arg(long, env = "CLEARING_KAFKA", global = true)]
     kafka: Option<String>,
     /// Topic prefix: topics are PREFIX.events and PREFIX.rejected.
-    #[arg(long, env = "CLEARING_TOPIC_PREFIX", default_value = "clearing", global = true)]
+    #[arg(
+        long,
+        env = "CLEARING_TOPIC_PREFIX",
+        default_value = "clearing",
+        global = true
+    )]
     topic_prefix: String,
     #[command(subcommand)]
     command: Command,
@@ -160,11 +169,21 @@ impl Config {
             );
         }
         let prefix = cli.topic_prefix.trim();
-        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-            bail!("--topic-prefix {:?}: use letters, digits, '.', '_' or '-'", cli.topic_prefix);
+        if prefix.is_empty()
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            bail!(
+                "--topic-prefix {:?}: use letters, digits, '.', '_' or '-'",
+                cli.topic_prefix
+            );
         }
         Ok(Config {
-            data_dir: cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("./clearing-data")),
+            data_dir: cli
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./clearing-data")),
             topics: TopicNames::with_prefix(prefix),
         })
     }
@@ -202,7 +221,9 @@ fn open_projector(cfg: &Config) -> Result<Projector> {
 
 /// The recording time: now, in UTC+08:00, to the millisecond.
 pub fn now() -> String {
-    chrono::Utc::now().with_timezone(&china_offset()).to_rfc3339_opts(SecondsFormat::Millis, false)
+    chrono::Utc::now()
+        .with_timezone(&china_offset())
+        .to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
 fn read_file(path: &Path) -> Result<String> {
@@ -220,7 +241,9 @@ pub fn main() -> ExitCode {
             use clap::error::ErrorKind;
             if matches!(
                 e.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             ) {
                 e.exit();
             }
@@ -233,9 +256,21 @@ pub fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLEARING_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader closed our stdout (`| head`): stop quietly.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             let line = format!("{e:#}").replace('\n', " ");
             eprintln!("clearing: {line}");
@@ -249,18 +284,30 @@ fn run(cli: Cli) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Demo(args) => demo(&cfg, cli.data_dir.is_some(), args, &mut out),
-        Command::Fees { command: FeesCommand::Load { file, holidays } } => {
+        Command::Fees {
+            command: FeesCommand::Load { file, holidays },
+        } => {
             let log = open_log(&cfg)?;
             let mut wm = open_write_model(&cfg)?;
             let loaded = load_fees(&log, &mut wm, &file, holidays.as_deref())?;
             if loaded.changed {
                 writeln!(out, "fee schedule recorded as version {}", loaded.version)?;
             } else {
-                writeln!(out, "fee schedule unchanged (version {} is in force)", loaded.version)?;
+                writeln!(
+                    out,
+                    "fee schedule unchanged (version {} is in force)",
+                    loaded.version
+                )?;
             }
             Ok(())
         }
-        Command::Registry { command: RegistryCommand::Load { merchants, intermediaries } } => {
+        Command::Registry {
+            command:
+                RegistryCommand::Load {
+                    merchants,
+                    intermediaries,
+                },
+        } => {
             let log = open_log(&cfg)?;
             let mut wm = open_write_model(&cfg)?;
             let s = load_registry(&log, &mut wm, &merchants, intermediaries.as_deref())?;
@@ -277,7 +324,11 @@ fn run(cli: Cli) -> Result<()> {
             let summary = ingest_path(&log, &mut wm, &file)?;
             report::ingest_summary(&summary, format, &mut out)
         }
-        Command::Project { follow, poll_interval_ms, format } => {
+        Command::Project {
+            follow,
+            poll_interval_ms,
+            format,
+        } => {
             if follow {
                 follow_log(&cfg, Duration::from_millis(poll_interval_ms.max(10)))
             } else {
@@ -285,7 +336,13 @@ fn run(cli: Cli) -> Result<()> {
                 let mut p = open_projector(&cfg)?;
                 let stats = p.catch_up(&log, |_| {}).context("projecting")?;
                 p.flush()?;
-                report::projected(stats.events, p.stored_positions(), p.redelivered, format, &mut out)
+                report::projected(
+                    stats.events,
+                    p.stored_positions(),
+                    p.redelivered,
+                    format,
+                    &mut out,
+                )
             }
         }
         Command::Report { command } => {
@@ -324,7 +381,13 @@ pub fn load_fees(
         Some(h) => clearing_producer::fees::parse_holidays(&file_label(h), &read_file(h)?)?,
         None => Calendar::default(),
     };
-    Ok(clearing_producer::load_fees(log, wm, schedule, calendar, &now())?)
+    Ok(clearing_producer::load_fees(
+        log,
+        wm,
+        schedule,
+        calendar,
+        &now(),
+    )?)
 }
 
 pub fn load_registry(
@@ -338,7 +401,13 @@ pub fn load_registry(
     let m_label = file_label(merchants);
     let i_label = intermediaries.map(file_label);
     let i = i_label.as_deref().zip(i_text.as_deref());
-    Ok(clearing_producer::load_registry(log, wm, (&m_label, &m_text), i, &now())?)
+    Ok(clearing_producer::load_registry(
+        log,
+        wm,
+        (&m_label, &m_text),
+        i,
+        &now(),
+    )?)
 }
 
 pub fn ingest_path(log: &dyn EventLog, wm: &mut WriteModel, file: &str) -> Result<IngestSummary> {
@@ -369,7 +438,8 @@ pub fn risk_of(p: &Projector, s: &SettlementReport) -> Result<RiskReport> {
 fn follow_log(cfg: &Config, poll: Duration) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the signal handler")?;
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("installing the signal handler")?;
     let mut applied = 0u64;
     while !stop.load(Ordering::SeqCst) {
         {
@@ -396,11 +466,17 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
     let temp;
     let dir = if dir_given {
         if cfg.data_dir.join("log").exists() {
-            bail!("--data-dir {}: already holds a ledger; the demo needs an empty directory", cfg.data_dir.display());
+            bail!(
+                "--data-dir {}: already holds a ledger; the demo needs an empty directory",
+                cfg.data_dir.display()
+            );
         }
         cfg.data_dir.clone()
     } else {
-        temp = tempfile::Builder::new().prefix("clearing-demo-").tempdir().context("creating a temporary data dir")?;
+        temp = tempfile::Builder::new()
+            .prefix("clearing-demo-")
+            .tempdir()
+            .context("creating a temporary data dir")?;
         temp.path().to_path_buf()
     };
     let started = std::time::Instant::now();
@@ -419,15 +495,31 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
     txn_file.flush()?;
     drop(txn_file);
     fs::write(input.join("merchants.jsonl"), &day.merchants_jsonl)?;
-    fs::write(input.join("intermediaries.jsonl"), &day.intermediaries_jsonl)?;
+    fs::write(
+        input.join("intermediaries.jsonl"),
+        &day.intermediaries_jsonl,
+    )?;
     fs::write(input.join("fees.toml"), crate::gen::FEES_TOML)?;
     fs::write(input.join("holidays.txt"), crate::gen::HOLIDAYS_TXT)?;
 
-    let dcfg = Config { data_dir: dir.clone(), topics: cfg.topics.clone() };
+    let dcfg = Config {
+        data_dir: dir.clone(),
+        topics: cfg.topics.clone(),
+    };
     let log = open_log(&dcfg)?;
     let mut wm = open_write_model(&dcfg)?;
-    let fees = load_fees(&log, &mut wm, &input.join("fees.toml"), Some(&input.join("holidays.txt")))?;
-    let registry = load_registry(&log, &mut wm, &input.join("merchants.jsonl"), Some(&input.join("intermediaries.jsonl")))?;
+    let fees = load_fees(
+        &log,
+        &mut wm,
+        &input.join("fees.toml"),
+        Some(&input.join("holidays.txt")),
+    )?;
+    let registry = load_registry(
+        &log,
+        &mut wm,
+        &input.join("merchants.jsonl"),
+        Some(&input.join("intermediaries.jsonl")),
+    )?;
     let summary = ingest_path(&log, &mut wm, &txn_path.display().to_string())?;
     drop(wm);
     let mut p = open_projector(&dcfg)?;
@@ -454,7 +546,11 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
             writeln!(out, "{v}")?;
         }
         Format::Table | Format::Csv => {
-            writeln!(out, "clearing demo — business date {} (seed {})", args.date, args.seed)?;
+            writeln!(
+                out,
+                "clearing demo — business date {} (seed {})",
+                args.date, args.seed
+            )?;
             writeln!(
                 out,
                 "registry: {} merchants, {} intermediaries; fee schedule v{}",
@@ -462,13 +558,23 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
             )?;
             write!(out, "ingest of {} lines: ", day.lines)?;
             report::ingest_summary(&summary, Format::Table, out)?;
-            writeln!(out, "projected {} events; whole job {elapsed_ms} ms; projection digest {digest}", projected.events)?;
+            writeln!(
+                out,
+                "projected {} events; whole job {elapsed_ms} ms; projection digest {digest}",
+                projected.events
+            )?;
             writeln!(out)?;
             report::settlement(&s, args.format, out)?;
             writeln!(out)?;
             report::risk(&r, args.format, out)?;
             if dir_given {
-                writeln!(out, "\nledger kept in {}; try: clearing --data-dir {} report settlement --date {}", dir.display(), dir.display(), args.date)?;
+                writeln!(
+                    out,
+                    "\nledger kept in {}; try: clearing --data-dir {} report settlement --date {}",
+                    dir.display(),
+                    dir.display(),
+                    args.date
+                )?;
             }
         }
     }

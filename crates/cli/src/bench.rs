@@ -1,20 +1,266 @@
-//! `clearing bench`: the pipeline benchmark. Figures, never assertions.
+//! `clearing bench`: the pipeline benchmark. It prints figures and asserts
+//! nothing: speed on a shared 2-core machine is measured, not tested.
+//!
+//! Stages, each timed alone on the same generated day in one fresh data
+//! dir: ingest (file → decide → embedded log, write model), project (log →
+//! sled projections) and a decode-only pass over the same log (read and
+//! decode every event, apply nothing: the floor any projector pays). Then
+//! the pipelined run in a second fresh dir: ingest on one thread while the
+//! projector follows on another, as `ingest` with `project --follow` runs.
 
 use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
+use clearing_consumer::{decode_all, BATCH_EVENTS_MAX};
+use clearing_log::embedded::EmbeddedLog;
+use clearing_log::{EventLog, Topic};
+use clearing_producer::WriteModel;
+use clearing_projector::Projector;
+use serde::Serialize;
 
-use crate::app::{Config, Format};
+use crate::app::{ingest_path, load_fees, load_registry, Config, Format};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// Transactions to generate and push through the pipeline.
     #[arg(long, default_value_t = 100_000)]
     pub txns: usize,
+    #[arg(long, default_value_t = 2000)]
+    pub merchants: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Where to put the bench's data dirs (default: a temporary directory).
+    #[arg(long)]
+    pub work_dir: Option<std::path::PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
 
-pub fn run(_cfg: &Config, _args: BenchArgs, _out: &mut impl Write) -> Result<()> {
-    anyhow::bail!("bench: not built yet")
+#[derive(Serialize)]
+struct Figures {
+    txns: u64,
+    events: u64,
+    ingest_s: f64,
+    project_s: f64,
+    decode_only_s: f64,
+    pipelined_s: f64,
+    /// Input lines over ingest + project, run one after the other (as
+    /// `clearing ingest` followed by a read command runs them).
+    end_to_end_txn_per_s: f64,
+    /// Input lines over the wall time of ingest with the projector
+    /// following on another thread.
+    pipelined_end_to_end_txn_per_s: f64,
+    ingest_txn_per_s: f64,
+    project_txn_per_s: f64,
+    decode_only_txn_per_s: f64,
+    projector_ratio_to_decode: f64,
+}
+
+fn prepare(dir: &Path, cfg: &Config, input: &Path) -> Result<(Config, EmbeddedLog, WriteModel)> {
+    let dcfg = Config {
+        data_dir: dir.to_path_buf(),
+        topics: cfg.topics.clone(),
+    };
+    let log = crate::app::open_log(&dcfg)?;
+    let mut wm = WriteModel::open(dir)?;
+    load_fees(
+        &log,
+        &mut wm,
+        &input.join("fees.toml"),
+        Some(&input.join("holidays.txt")),
+    )?;
+    load_registry(
+        &log,
+        &mut wm,
+        &input.join("merchants.jsonl"),
+        Some(&input.join("intermediaries.jsonl")),
+    )?;
+    Ok((dcfg, log, wm))
+}
+
+fn rate(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        (n as f64 / secs).round()
+    } else {
+        0.0
+    }
+}
+
+pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
+    let temp;
+    let root = match &args.work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("clearing-bench-")
+                .tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let input = root.join("input");
+    std::fs::create_dir_all(&input)?;
+    let txn_path = input.join("transactions.jsonl");
+    let params = crate::gen::Params {
+        seed: args.seed,
+        merchants: args.merchants.max(1),
+        txns: args.txns,
+        business_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+        faults: true,
+    };
+    eprintln!("bench: generating {} transactions", args.txns);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&txn_path)?);
+    let day = crate::gen::generate(&params, &mut f)?;
+    f.flush()?;
+    drop(f);
+    std::fs::write(input.join("merchants.jsonl"), &day.merchants_jsonl)?;
+    std::fs::write(
+        input.join("intermediaries.jsonl"),
+        &day.intermediaries_jsonl,
+    )?;
+    std::fs::write(input.join("fees.toml"), crate::gen::FEES_TOML)?;
+    std::fs::write(input.join("holidays.txt"), crate::gen::HOLIDAYS_TXT)?;
+    let txn_file = txn_path.display().to_string();
+
+    // Stages one after the other, in data dir A.
+    let (dcfg, log, mut wm) = prepare(&root.join("a"), cfg, &input)?;
+    eprintln!("bench: ingest");
+    let t = Instant::now();
+    ingest_path(&log, &mut wm, &txn_file)?;
+    let ingest_s = t.elapsed().as_secs_f64();
+    drop(wm);
+
+    eprintln!("bench: project");
+    let mut p = Projector::open(&dcfg.data_dir)?;
+    let t = Instant::now();
+    let stats = p.catch_up(&log, |_| {}).context("projecting")?;
+    p.flush()?;
+    let project_s = t.elapsed().as_secs_f64();
+    drop(p);
+
+    eprintln!("bench: decode-only pass");
+    let t = Instant::now();
+    let mut offset = 0u64;
+    let mut decoded = 0u64;
+    loop {
+        let records = log.read(Topic::Events, 0, offset, BATCH_EVENTS_MAX)?;
+        let Some(last) = records.last() else { break };
+        offset = last.position.offset + 1;
+        for item in decode_all(records) {
+            if item.event.is_ok() {
+                decoded += 1;
+            }
+        }
+    }
+    let decode_only_s = t.elapsed().as_secs_f64();
+    drop(log);
+
+    // Pipelined, in data dir B.
+    eprintln!("bench: pipelined ingest with the projector following");
+    let (dcfg_b, log_b, mut wm_b) = prepare(&root.join("b"), cfg, &input)?;
+    let log_b = Arc::new(log_b);
+    let done = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let log = log_b.clone();
+        let done = done.clone();
+        let dir = dcfg_b.data_dir.clone();
+        std::thread::spawn(move || -> Result<u64> {
+            let mut p = Projector::open(&dir)?;
+            let mut events = 0;
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let s = p.catch_up(&*log, |_| {}).context("projecting")?;
+                events += s.events;
+                if finished {
+                    p.flush()?;
+                    return Ok(events);
+                }
+                if s.events == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let t = Instant::now();
+    let ingest_result = ingest_path(&*log_b, &mut wm_b, &txn_file);
+    done.store(true, Ordering::SeqCst);
+    let followed = follower
+        .join()
+        .map_err(|_| anyhow::anyhow!("projector thread panicked"))??;
+    let pipelined_s = t.elapsed().as_secs_f64();
+    ingest_result?;
+
+    let lines = day.lines;
+    let events = stats.events;
+    let project_rate = rate(events, project_s);
+    let decode_rate = rate(decoded, decode_only_s);
+    let fig = Figures {
+        txns: lines,
+        events,
+        ingest_s,
+        project_s,
+        decode_only_s,
+        pipelined_s,
+        end_to_end_txn_per_s: rate(lines, ingest_s + project_s),
+        pipelined_end_to_end_txn_per_s: rate(lines, pipelined_s),
+        ingest_txn_per_s: rate(lines, ingest_s),
+        project_txn_per_s: project_rate,
+        decode_only_txn_per_s: decode_rate,
+        projector_ratio_to_decode: if decode_rate > 0.0 {
+            (project_rate / decode_rate * 1000.0).round() / 1000.0
+        } else {
+            0.0
+        },
+    };
+    anyhow::ensure!(
+        followed >= events,
+        "pipelined projector saw {followed} events, expected {events}"
+    );
+    match args.format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string(&fig)?)?,
+        _ => {
+            writeln!(
+                out,
+                "clearing bench: {lines} input lines, {events} events (embedded log)"
+            )?;
+            writeln!(
+                out,
+                "  ingest        {:>10.0} txn/s  ({:.2} s)",
+                fig.ingest_txn_per_s, ingest_s
+            )?;
+            writeln!(
+                out,
+                "  project       {:>10.0} txn/s  ({:.2} s)",
+                fig.project_txn_per_s, project_s
+            )?;
+            writeln!(
+                out,
+                "  decode-only   {:>10.0} txn/s  ({:.2} s)",
+                fig.decode_only_txn_per_s, decode_only_s
+            )?;
+            writeln!(
+                out,
+                "  end to end    {:>10.0} txn/s  (ingest then project)",
+                fig.end_to_end_txn_per_s
+            )?;
+            writeln!(
+                out,
+                "  pipelined     {:>10.0} txn/s  ({:.2} s, projector following)",
+                fig.pipelined_end_to_end_txn_per_s, pipelined_s
+            )?;
+            writeln!(
+                out,
+                "  projector / decode-only = {:.3}",
+                fig.projector_ratio_to_decode
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -72,8 +72,12 @@ const MCCS: &[(&str, &str, bool)] = &[
     ("8062", "人民医院", true),
     ("8211", "实验小学", true),
 ];
-const SURNAMES: &[&str] = &["张记", "王氏", "李家", "刘记", "陈氏", "杨家", "赵记", "黄氏", "周家", "吴记", "徐氏", "孙家"];
-const CITIES: &[&str] = &["浦东", "海淀", "天河", "武侯", "西湖", "鼓楼", "南山", "江汉"];
+const SURNAMES: &[&str] = &[
+    "张记", "王氏", "李家", "刘记", "陈氏", "杨家", "赵记", "黄氏", "周家", "吴记", "徐氏", "孙家",
+];
+const CITIES: &[&str] = &[
+    "浦东", "海淀", "天河", "武侯", "西湖", "鼓楼", "南山", "江汉",
+];
 
 /// Writes the registry into the returned `Day` and the transactions into `out`.
 pub fn generate(p: &Params, out: &mut impl Write) -> std::io::Result<Day> {
@@ -104,7 +108,12 @@ pub fn generate(p: &Params, out: &mut impl Write) -> std::io::Result<Day> {
                 terminal_seq.to_string()
             })
             .collect();
-        let name = format!("{}{}{}", SURNAMES[rng.gen_range(0..SURNAMES.len())], CITIES[i % CITIES.len()], kind);
+        let name = format!(
+            "{}{}{}",
+            SURNAMES[rng.gen_range(0..SURNAMES.len())],
+            CITIES[i % CITIES.len()],
+            kind
+        );
         let intermediary = if second_party {
             format!("\"AGG{:03}\"", rng.gen_range(1..=n_intermediaries))
         } else {
@@ -123,7 +132,11 @@ pub fn generate(p: &Params, out: &mut impl Write) -> std::io::Result<Day> {
         merchants.push(M { id, mcc, terminals });
     }
     let lines = write_transactions(p, &merchants, &mut rng, out)?;
-    Ok(Day { merchants_jsonl, intermediaries_jsonl, lines })
+    Ok(Day {
+        merchants_jsonl,
+        intermediaries_jsonl,
+        lines,
+    })
 }
 
 #[derive(Clone)]
@@ -136,8 +149,13 @@ struct Sale {
     at: NaiveDateTime,
 }
 
-const CHANNELS: &[(&str, u32)] =
-    &[("wechat", 35), ("alipay", 30), ("debit_card", 15), ("credit_card", 12), ("unionpay_qr", 8)];
+const CHANNELS: &[(&str, u32)] = &[
+    ("wechat", 35),
+    ("alipay", 30),
+    ("debit_card", 15),
+    ("credit_card", 12),
+    ("unionpay_qr", 8),
+];
 
 fn pick_channel(rng: &mut ChaCha8Rng) -> &'static str {
     let mut x = rng.gen_range(0..100);
@@ -230,11 +248,21 @@ fn record(
     )
 }
 
-fn write_transactions(p: &Params, ms: &[M], rng: &mut ChaCha8Rng, out: &mut impl Write) -> std::io::Result<u64> {
+fn write_transactions(
+    p: &Params,
+    ms: &[M],
+    rng: &mut ChaCha8Rng,
+    out: &mut impl Write,
+) -> std::io::Result<u64> {
     let day = p.business_date;
     let open = day.and_time(NaiveTime::from_hms_opt(7, 0, 0).expect("time"));
     let span_secs = 15 * 3600; // 07:00 – 22:00
-    let mut w = Writer { out, lines: 0, rrn: 432_100_000_000 + p.seed % 1000 * 1_000_000, stan: 0 };
+    let mut w = Writer {
+        out,
+        lines: 0,
+        rrn: 432_100_000_000 + p.seed % 1000 * 1_000_000,
+        stan: 0,
+    };
     let prefix = format!("P{}", day.format("%Y%m%d"));
     let mut sales: Vec<Sale> = Vec::new();
     let mut seq = 0u64;
@@ -247,7 +275,8 @@ fn write_transactions(p: &Params, ms: &[M], rng: &mut ChaCha8Rng, out: &mut impl
         let mut at = open + Duration::seconds(elapsed_secs + rng.gen_range(0..30));
         // a few records around the cutoff: 22:50–23:10
         if rng.gen_range(0..400) == 0 {
-            at = day.and_time(NaiveTime::from_hms_opt(22, 50, 0).expect("time")) + Duration::seconds(rng.gen_range(0..1200));
+            at = day.and_time(NaiveTime::from_hms_opt(22, 50, 0).expect("time"))
+                + Duration::seconds(rng.gen_range(0..1200));
         }
         let mi = rng.gen_range(0..ms.len());
         let m = &ms[mi];
@@ -266,7 +295,22 @@ fn write_transactions(p: &Params, ms: &[M], rng: &mut ChaCha8Rng, out: &mut impl
             let id = format!("{tag}{}{seq:07}", &prefix[1..]);
             let rrn = w.next_rrn();
             let stan = w.next_stan();
-            let line = record(&id, kind, Some(&s.txn_id), &sm.id, &s.terminal, sm.mcc, s.channel, &fen(amount_fen), "approved", None, &rrn, &stan, None, when);
+            let line = record(
+                &id,
+                kind,
+                Some(&s.txn_id),
+                &sm.id,
+                &s.terminal,
+                sm.mcc,
+                s.channel,
+                &fen(amount_fen),
+                "approved",
+                None,
+                &rrn,
+                &stan,
+                None,
+                when,
+            );
             w.line(&line)?;
             continue;
         }
@@ -319,7 +363,14 @@ fn write_transactions(p: &Params, ms: &[M], rng: &mut ChaCha8Rng, out: &mut impl
         );
         w.line(&line)?;
         if !declined {
-            sales.push(Sale { txn_id: id.clone(), merchant: mi, terminal: terminal.clone(), channel, amount_fen, at });
+            sales.push(Sale {
+                txn_id: id.clone(),
+                merchant: mi,
+                terminal: terminal.clone(),
+                channel,
+                amount_fen,
+                at,
+            });
             if sales.len() > 2000 {
                 sales.remove(rng.gen_range(0..sales.len()));
             }
@@ -351,24 +402,64 @@ fn write_fault<W: Write>(
     let rrn = w.next_rrn();
     let stan = w.next_stan();
     let fault = match rng.gen_range(0..11) {
-        0 => line[..line.len() / 2].to_string(),                                  // invalid_json (cut off)
-        1 => with_id.replace(r#","rrn":"#, r#","rrn_":"#),                       // missing_field
-        2 => line.replace(r#""currency":"CNY""#, r#""currency":"CNY","x":1"#).replace(r#""type":"sale""#, r#""type":"sale","note":"resend""#), // conflicting_duplicate
-        3 => with_id.replace(r#""type":"sale""#, r#""type":"purchase""#),       // invalid_field
+        0 => line[..line.len() / 2].to_string(), // invalid_json (cut off)
+        1 => with_id.replace(r#","rrn":"#, r#","rrn_":"#), // missing_field
+        2 => line
+            .replace(r#""currency":"CNY""#, r#""currency":"CNY","x":1"#)
+            .replace(r#""type":"sale""#, r#""type":"sale","note":"resend""#), // conflicting_duplicate
+        3 => with_id.replace(r#""type":"sale""#, r#""type":"purchase""#), // invalid_field
         4 => {
-            let a = line.split(r#""amount":""#).nth(1).and_then(|r| r.split('"').next()).unwrap_or("1.00").to_string();
-            with_id.replace(&format!(r#""amount":"{a}""#), &format!(r#""amount":{a}"#)) // invalid_amount (a JSON number)
+            let a = line
+                .split(r#""amount":""#)
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("1.00")
+                .to_string();
+            with_id.replace(&format!(r#""amount":"{a}""#), &format!(r#""amount":{a}"#))
+            // invalid_amount (a JSON number)
         }
-        5 => with_id.replace(r#""currency":"CNY""#, r#""currency":"USD""#),      // unsupported_currency
-        6 => with_id.replace("+08:00", ""),                                        // invalid_timestamp
-        7 => with_id.replace(merchant, "822584099999999"),                         // unknown_merchant
-        8 => record(&bad_id, "refund", Some("P00000000NOPE"), merchant, "10000002", "5812", "wechat", "1.00", "approved", None, &rrn, &stan, None, at), // unknown_original
+        5 => with_id.replace(r#""currency":"CNY""#, r#""currency":"USD""#), // unsupported_currency
+        6 => with_id.replace("+08:00", ""),                                 // invalid_timestamp
+        7 => with_id.replace(merchant, "822584099999999"),                  // unknown_merchant
+        8 => record(
+            &bad_id,
+            "refund",
+            Some("P00000000NOPE"),
+            merchant,
+            "10000002",
+            "5812",
+            "wechat",
+            "1.00",
+            "approved",
+            None,
+            &rrn,
+            &stan,
+            None,
+            at,
+        ), // unknown_original
         9 => match sales.last() {
             // refund_exceeds_original
-            Some(s) => record(&bad_id, "refund", Some(&s.txn_id), merchant, &s.terminal, "5812", s.channel, &fen(s.amount_fen + 100), "approved", None, &rrn, &stan, None, at + Duration::seconds(5)),
+            Some(s) => record(
+                &bad_id,
+                "refund",
+                Some(&s.txn_id),
+                merchant,
+                &s.terminal,
+                "5812",
+                s.channel,
+                &fen(s.amount_fen + 100),
+                "approved",
+                None,
+                &rrn,
+                &stan,
+                None,
+                at + Duration::seconds(5),
+            ),
             None => line.replace("\"amount\":\"", "\"amount\":\"-"),
         },
-        _ => with_id.replace(r#""amount":""#, r#""amount":"1"#).replace(".", ".0"), // invalid_amount (3 decimals) or bad time
+        _ => with_id
+            .replace(r#""amount":""#, r#""amount":"1"#)
+            .replace(".", ".0"), // invalid_amount (3 decimals) or bad time
     };
     w.line(&fault)
 }

@@ -12,6 +12,21 @@ mod report;
 
 use std::process::ExitCode;
 
+// The ledger allocates many small strings and maps per record (JSON in,
+// JSON out); mimalloc makes that markedly cheaper than the system malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in mimalloc.h (v2 and v3): how long freed
+/// memory stays mapped before it is returned to the OS.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() -> ExitCode {
+    // Ingest and projection free and reallocate tens of MiB per batch; with
+    // mimalloc's default 10 ms purge delay the kernel spent a quarter of
+    // ingest zeroing pages handed back and forth. The processes are short
+    // (or steady), so keeping freed memory mapped costs nothing.
+    // SAFETY: setting an allocator option before any thread is spawned.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     app::main()
 }

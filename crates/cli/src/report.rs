@@ -15,7 +15,13 @@ pub fn ingest_summary(s: &IngestSummary, format: Format, out: &mut impl Write) -
         Format::Json => writeln!(out, "{}", serde_json::to_string(s)?)?,
         Format::Table => {
             let reasons: Vec<String> = s.rejected.iter().map(|(r, n)| format!("{r} {n}")).collect();
-            write!(out, "accepted {}, duplicates {}, rejected {}", s.accepted, s.duplicates, s.rejected_total())?;
+            write!(
+                out,
+                "accepted {}, duplicates {}, rejected {}",
+                s.accepted,
+                s.duplicates,
+                s.rejected_total()
+            )?;
             if reasons.is_empty() {
                 writeln!(out)?;
             } else {
@@ -36,7 +42,13 @@ pub fn ingest_summary(s: &IngestSummary, format: Format, out: &mut impl Write) -
     Ok(())
 }
 
-pub fn projected(events: u64, positions: &BTreeMap<u32, u64>, redelivered: u64, format: Format, out: &mut impl Write) -> Result<()> {
+pub fn projected(
+    events: u64,
+    positions: &BTreeMap<u32, u64>,
+    redelivered: u64,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<()> {
     let pos: BTreeMap<String, u64> = positions.iter().map(|(p, o)| (p.to_string(), *o)).collect();
     match format {
         Format::Json => writeln!(
@@ -46,17 +58,31 @@ pub fn projected(events: u64, positions: &BTreeMap<u32, u64>, redelivered: u64, 
         )?,
         _ => {
             let at: Vec<String> = positions.iter().map(|(p, o)| format!("{p}:{o}")).collect();
-            writeln!(out, "projected {events} events ({redelivered} redelivered, skipped); next positions {}", at.join(" "))?
+            writeln!(
+                out,
+                "projected {events} events ({redelivered} redelivered, skipped); next positions {}",
+                at.join(" ")
+            )?
         }
     }
     Ok(())
 }
 
-pub fn digest(digest: &str, positions: &BTreeMap<u32, u64>, format: Format, out: &mut impl Write) -> Result<()> {
+pub fn digest(
+    digest: &str,
+    positions: &BTreeMap<u32, u64>,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<()> {
     match format {
         Format::Json => {
-            let pos: BTreeMap<String, u64> = positions.iter().map(|(p, o)| (p.to_string(), *o)).collect();
-            writeln!(out, "{}", serde_json::json!({"digest": digest, "positions": pos}))?
+            let pos: BTreeMap<String, u64> =
+                positions.iter().map(|(p, o)| (p.to_string(), *o)).collect();
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"digest": digest, "positions": pos})
+            )?
         }
         _ => writeln!(out, "{digest}")?,
     }
@@ -69,8 +95,17 @@ pub fn settlement(r: &SettlementReport, format: Format, out: &mut impl Write) ->
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);
             w.write_record([
-                "business_date", "merchant_id", "clearing", "intermediary_id", "payout_date", "sales_count",
-                "sales_amount", "refund_count", "refund_amount", "fee", "net",
+                "business_date",
+                "merchant_id",
+                "clearing",
+                "intermediary_id",
+                "payout_date",
+                "sales_count",
+                "sales_amount",
+                "refund_count",
+                "refund_amount",
+                "fee",
+                "net",
             ])?;
             for m in &r.merchants {
                 w.write_record([
@@ -90,11 +125,25 @@ pub fn settlement(r: &SettlementReport, format: Format, out: &mut impl Write) ->
             w.flush()?;
         }
         Format::Table => {
-            writeln!(out, "Settlement for business date {} — {} merchants", r.business_date, r.merchants.len())?;
+            writeln!(
+                out,
+                "Settlement for business date {} — {} merchants",
+                r.business_date,
+                r.merchants.len()
+            )?;
             writeln!(
                 out,
                 "{:<16} {:<4} {:<8} {:<10} {:>6} {:>14} {:>6} {:>12} {:>10} {:>14}",
-                "merchant", "mode", "via", "payout", "sales", "sales amount", "refnd", "refund amt", "fee", "net"
+                "merchant",
+                "mode",
+                "via",
+                "payout",
+                "sales",
+                "sales amount",
+                "refnd",
+                "refund amt",
+                "fee",
+                "net"
             )?;
             for m in &r.merchants {
                 // 一清/二清 are two double-width characters: four columns.
@@ -128,30 +177,76 @@ pub fn settlement(r: &SettlementReport, format: Format, out: &mut impl Write) ->
 }
 
 pub fn risk(r: &RiskReport, format: Format, out: &mut impl Write) -> Result<()> {
-    let flags = |f: &[clearing_core::risk::RiskFlag]| f.iter().map(|x| x.as_str()).collect::<Vec<_>>().join("+");
+    let flags = |f: &[clearing_core::risk::RiskFlag]| {
+        f.iter().map(|x| x.as_str()).collect::<Vec<_>>().join("+")
+    };
     match format {
         Format::Json => writeln!(out, "{}", serde_json::to_string(r)?)?,
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);
-            w.write_record(["business_date", "kind", "txn_id_or_intermediary", "merchant_id_or_payout_date", "terminal_id", "flags_or_net"])?;
+            w.write_record([
+                "business_date",
+                "kind",
+                "txn_id_or_intermediary",
+                "merchant_id_or_payout_date",
+                "terminal_id",
+                "flags_or_net",
+            ])?;
             for f in &r.flagged {
-                w.write_record([&r.business_date.to_string(), "flagged", &f.txn_id, &f.merchant_id, &f.terminal_id, &flags(&f.flags)])?;
+                w.write_record([
+                    &r.business_date.to_string(),
+                    "flagged",
+                    &f.txn_id,
+                    &f.merchant_id,
+                    &f.terminal_id,
+                    &flags(&f.flags),
+                ])?;
             }
             for e in &r.exposure {
-                w.write_record([&r.business_date.to_string(), "exposure", &e.intermediary_id, &e.payout_date.to_string(), "", &e.net.to_string()])?;
+                w.write_record([
+                    &r.business_date.to_string(),
+                    "exposure",
+                    &e.intermediary_id,
+                    &e.payout_date.to_string(),
+                    "",
+                    &e.net.to_string(),
+                ])?;
             }
             w.flush()?;
         }
         Format::Table => {
-            writeln!(out, "Risk for business date {} — {} flagged transactions", r.business_date, r.flagged.len())?;
-            writeln!(out, "{:<18} {:<16} {:<10} flags", "txn", "merchant", "terminal")?;
+            writeln!(
+                out,
+                "Risk for business date {} — {} flagged transactions",
+                r.business_date,
+                r.flagged.len()
+            )?;
+            writeln!(
+                out,
+                "{:<18} {:<16} {:<10} flags",
+                "txn", "merchant", "terminal"
+            )?;
             for f in &r.flagged {
-                writeln!(out, "{:<18} {:<16} {:<10} {}", f.txn_id, f.merchant_id, f.terminal_id, flags(&f.flags))?;
+                writeln!(
+                    out,
+                    "{:<18} {:<16} {:<10} {}",
+                    f.txn_id,
+                    f.merchant_id,
+                    f.terminal_id,
+                    flags(&f.flags)
+                )?;
             }
-            writeln!(out, "Second-party (二清) exposure: what intermediaries hold for their merchants")?;
+            writeln!(
+                out,
+                "Second-party (二清) exposure: what intermediaries hold for their merchants"
+            )?;
             writeln!(out, "{:<12} {:<10} {:>14}", "intermediary", "payout", "net")?;
             for e in &r.exposure {
-                writeln!(out, "{:<12} {:<10} {:>14}", e.intermediary_id, e.payout_date, e.net)?;
+                writeln!(
+                    out,
+                    "{:<12} {:<10} {:>14}",
+                    e.intermediary_id, e.payout_date, e.net
+                )?;
             }
         }
     }

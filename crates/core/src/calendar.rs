@@ -29,7 +29,10 @@ pub fn business_date(occurred_at: DateTime<FixedOffset>, cutoff: NaiveTime) -> N
 /// When a transaction counts as "in the last 10 minutes before cutoff" of its
 /// business date (used by reconciliation's held pool).
 pub fn is_near_cutoff(occurred_at: DateTime<FixedOffset>, cutoff: NaiveTime) -> bool {
-    let t = occurred_at.with_timezone(&china_offset()).naive_local().time();
+    let t = occurred_at
+        .with_timezone(&china_offset())
+        .naive_local()
+        .time();
     let start = cutoff - chrono::Duration::minutes(10);
     if start <= cutoff {
         t >= start && t < cutoff
@@ -67,7 +70,11 @@ impl Calendar {
 
     /// The payout date of a business date under a cycle. `None` only when
     /// the calendar has no working day within `NON_WORKING_RUN_MAX` days.
-    pub fn payout_date(&self, business_date: NaiveDate, cycle: SettlementCycle) -> Option<NaiveDate> {
+    pub fn payout_date(
+        &self,
+        business_date: NaiveDate,
+        cycle: SettlementCycle,
+    ) -> Option<NaiveDate> {
         match cycle {
             SettlementCycle::D0 => Some(business_date),
             SettlementCycle::T1 => (1..=NON_WORKING_RUN_MAX)

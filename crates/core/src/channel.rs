@@ -61,9 +61,14 @@ impl TxnType {
     }
 
     pub fn parse(s: &str) -> Option<TxnType> {
-        [TxnType::Sale, TxnType::Void, TxnType::Reversal, TxnType::Refund]
-            .into_iter()
-            .find(|t| t.as_str() == s)
+        [
+            TxnType::Sale,
+            TxnType::Void,
+            TxnType::Reversal,
+            TxnType::Refund,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 
     /// Void, reversal and refund name the sale they act on.

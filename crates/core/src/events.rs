@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::channel::{Channel, TxnResult, TxnType};
+
 use crate::money::Fen;
 use crate::postings::{Entry, Route};
 use crate::registry::{Intermediary, Merchant, Versioned, VersionedFees};
@@ -20,6 +21,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub event_id: String,
+    /// Position of this event among the events of its key (1, 2, …),
+    /// assigned by the single writer. Projections keep the highest applied
+    /// per key, so a redelivered or re-published event is applied once.
+    /// Dead letters carry 0.
+    pub seq: u64,
     /// The partition key: the merchant an event belongs to, `None` for
     /// reference data that belongs to no merchant (fee schedule,
     /// intermediaries).
@@ -47,10 +53,12 @@ pub enum EventBody {
 /// depend on the order in which partitions are read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RowKey {
+    #[serde(with = "crate::dates")]
     pub business_date: NaiveDate,
     pub merchant_id: String,
     pub clearing: crate::registry::Clearing,
     pub intermediary_id: Option<String>,
+    #[serde(with = "crate::dates")]
     pub payout_date: NaiveDate,
 }
 
@@ -62,12 +70,6 @@ pub struct RowDelta {
     pub refund_amount: Fen,
     /// Sale fees minus refund fees.
     pub fee: Fen,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SettlementEffect {
-    pub row: RowKey,
-    pub delta: RowDelta,
 }
 
 /// The fee rule that produced a sale's fee.
@@ -82,16 +84,13 @@ pub struct FeeRuleApplied {
     pub schedule_version: u32,
 }
 
-/// What a void, reversal or refund found of its sale.
+/// What an approved void or reversal cancelled of its sale.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OriginalSale {
-    pub txn_id: String,
+    #[serde(with = "crate::dates")]
     pub business_date: NaiveDate,
     pub amount: Fen,
     pub fee: Fen,
-    pub route: Route,
-    pub channel: Channel,
-    pub payout_date: NaiveDate,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,25 +115,69 @@ pub struct TxnRecorded {
     /// Masked: first 6 and last 4 digits at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<String>,
+    #[serde(with = "crate::dates")]
     pub business_date: NaiveDate,
-    /// Payout date of the row this record counts in, when it moves money.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payout_date: Option<NaiveDate>,
-    /// SHA-256 of the input record as parsed JSON with sorted keys and the
-    /// card masked: how an identical resend is recognised.
+    /// SHA-256 (first 128 bits, hex) of the input record as parsed JSON
+    /// with sorted keys and the card masked: how an identical resend is
+    /// recognised.
     pub content_digest: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<RiskFlag>,
     /// The sale's fee, or the fee a refund gives back; zero otherwise.
     pub fee: Fen,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee_rule: Option<FeeRuleApplied>,
+    /// Set on an approved void or reversal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<OriginalSale>,
+    /// The settlement row this record counts in, when it moves money: its
+    /// own for a sale or refund, the sale's for a void or reversal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settlement: Option<SettlementEffect>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<Route>,
+    pub settlement: Option<RowKey>,
+    #[serde(default, skip_serializing_if = "Entry::is_empty")]
     pub entry: Entry,
+}
+
+impl TxnRecorded {
+    /// How much this record changes its settlement row (SPEC §7): a sale
+    /// adds itself, a void or reversal removes its sale, a refund adds a
+    /// refund and gives back its fee. Declined records change nothing.
+    pub fn row_delta(&self) -> Option<(&RowKey, RowDelta)> {
+        let row = self.settlement.as_ref()?;
+        let delta = match self.txn_type {
+            TxnType::Sale => RowDelta {
+                sales_count: 1,
+                sales_amount: self.amount,
+                fee: self.fee,
+                ..RowDelta::default()
+            },
+            TxnType::Void | TxnType::Reversal => {
+                let o = self.original.as_ref()?;
+                RowDelta {
+                    sales_count: -1,
+                    sales_amount: Fen(-o.amount.0),
+                    fee: Fen(-o.fee.0),
+                    ..RowDelta::default()
+                }
+            }
+            TxnType::Refund => RowDelta {
+                refund_count: 1,
+                refund_amount: self.amount,
+                fee: Fen(-self.fee.0),
+                ..RowDelta::default()
+            },
+        };
+        Some((row, delta))
+    }
+
+    /// Where the money of this record goes, when it moves any.
+    pub fn route(&self) -> Option<Route> {
+        self.settlement.as_ref().map(|r| Route {
+            merchant_id: r.merchant_id.clone(),
+            clearing: r.clearing,
+            intermediary_id: r.intermediary_id.clone(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +218,7 @@ struct EnvelopeOut<'a, B: Serialize> {
     #[serde(rename = "type")]
     type_name: &'a str,
     schema_version: u32,
+    seq: u64,
     merchant_id: &'a Option<String>,
     occurred_at: &'a str,
     recorded_at: &'a str,
@@ -187,6 +231,8 @@ struct EnvelopeIn<'a> {
     #[serde(rename = "type")]
     type_name: String,
     schema_version: u32,
+    #[serde(default)]
+    seq: u64,
     merchant_id: Option<String>,
     occurred_at: String,
     recorded_at: String,
@@ -202,7 +248,11 @@ pub enum DecodeError {
     #[error("unknown event type {type_name:?} (schema_version {version})")]
     UnknownType { type_name: String, version: u32 },
     #[error("{type_name} v{version} body: {detail}")]
-    Body { type_name: String, version: u32, detail: String },
+    Body {
+        type_name: String,
+        version: u32,
+        detail: String,
+    },
 }
 
 impl Event {
@@ -222,6 +272,7 @@ impl Event {
                 event_id: &e.event_id,
                 type_name: e.type_name(),
                 schema_version: SCHEMA_VERSION,
+                seq: e.seq,
                 merchant_id: &e.merchant_id,
                 occurred_at: &e.occurred_at,
                 recorded_at: &e.recorded_at,
@@ -231,7 +282,9 @@ impl Event {
         }
         match &self.body {
             EventBody::FeeScheduleLoaded(b) => out(self, b),
-            EventBody::IntermediaryRegistered(b) | EventBody::IntermediaryUpdated(b) => out(self, b),
+            EventBody::IntermediaryRegistered(b) | EventBody::IntermediaryUpdated(b) => {
+                out(self, b)
+            }
             EventBody::MerchantRegistered(b) | EventBody::MerchantUpdated(b) => out(self, b),
             EventBody::TransactionRecorded(b) => out(self, b),
             EventBody::RecordRejected(b) => out(self, b),
@@ -245,6 +298,7 @@ impl Event {
         let body = decode_body(&env.type_name, env.schema_version, env.body.get())?;
         Ok(Event {
             event_id: env.event_id,
+            seq: env.seq,
             merchant_id: env.merchant_id,
             occurred_at: env.occurred_at,
             recorded_at: env.recorded_at,
@@ -254,7 +308,11 @@ impl Event {
 }
 
 fn decode_body(type_name: &str, version: u32, json: &str) -> Result<EventBody, DecodeError> {
-    fn parse<'a, T: Deserialize<'a>>(type_name: &str, version: u32, json: &'a str) -> Result<T, DecodeError> {
+    fn parse<'a, T: Deserialize<'a>>(
+        type_name: &str,
+        version: u32,
+        json: &'a str,
+    ) -> Result<T, DecodeError> {
         serde_json::from_str(json).map_err(|e| DecodeError::Body {
             type_name: type_name.to_string(),
             version,
@@ -265,9 +323,15 @@ fn decode_body(type_name: &str, version: u32, json: &str) -> Result<EventBody, D
     // version gets its own arm and the old arm upcasts into the new type.
     let body = match (type_name, version) {
         ("FeeScheduleLoaded", 1) => EventBody::FeeScheduleLoaded(parse(type_name, version, json)?),
-        ("IntermediaryRegistered", 1) => EventBody::IntermediaryRegistered(parse(type_name, version, json)?),
-        ("IntermediaryUpdated", 1) => EventBody::IntermediaryUpdated(parse(type_name, version, json)?),
-        ("MerchantRegistered", 1) => EventBody::MerchantRegistered(parse(type_name, version, json)?),
+        ("IntermediaryRegistered", 1) => {
+            EventBody::IntermediaryRegistered(parse(type_name, version, json)?)
+        }
+        ("IntermediaryUpdated", 1) => {
+            EventBody::IntermediaryUpdated(parse(type_name, version, json)?)
+        }
+        ("MerchantRegistered", 1) => {
+            EventBody::MerchantRegistered(parse(type_name, version, json)?)
+        }
         ("MerchantUpdated", 1) => EventBody::MerchantUpdated(parse(type_name, version, json)?),
         ("SaleRecorded" | "VoidRecorded" | "ReversalRecorded" | "RefundRecorded", 1) => {
             let t: TxnRecorded = parse(type_name, version, json)?;
@@ -283,7 +347,10 @@ fn decode_body(type_name: &str, version: u32, json: &str) -> Result<EventBody, D
         }
         ("RecordRejected", 1) => EventBody::RecordRejected(parse(type_name, version, json)?),
         _ => {
-            return Err(DecodeError::UnknownType { type_name: type_name.to_string(), version });
+            return Err(DecodeError::UnknownType {
+                type_name: type_name.to_string(),
+                version,
+            });
         }
     };
     Ok(body)

@@ -48,10 +48,16 @@ pub fn parse_rate(text: &str) -> Result<Decimal, String> {
         && text.bytes().filter(|&b| b == b'.').count() <= 1
         && !text.starts_with('.')
         && !text.ends_with('.');
-    let rate: Decimal = if valid_syntax { text.parse().ok() } else { None }
-        .ok_or_else(|| format!("{text:?} is not a decimal rate such as \"0.006\""))?;
+    let rate: Decimal = if valid_syntax {
+        text.parse().ok()
+    } else {
+        None
+    }
+    .ok_or_else(|| format!("{text:?} is not a decimal rate such as \"0.006\""))?;
     if rate >= Decimal::ONE {
-        return Err(format!("{text:?} must be below 1 (a rate, not a percentage)"));
+        return Err(format!(
+            "{text:?} must be below 1 (a rate, not a percentage)"
+        ));
     }
     Ok(rate)
 }
@@ -63,10 +69,7 @@ pub fn parse_cap(text: &str) -> Result<Fen, String> {
 
 /// The fee of a sale: `round_half_up(amount × rate)` to the fen, then capped.
 pub fn sale_fee(amount: Fen, rule: &ChannelFee) -> Result<Fen, Overflow> {
-    let raw = amount
-        .to_decimal()
-        .checked_mul(rule.rate)
-        .ok_or(Overflow)?;
+    let raw = amount.to_decimal().checked_mul(rule.rate).ok_or(Overflow)?;
     let fee = round_half_up_to_fen(raw)?;
     Ok(match rule.cap {
         Some(cap) if fee > cap => cap,

@@ -10,9 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::calendar::{business_date, parse_timestamp};
 use crate::channel::{Channel, TxnResult, TxnType};
-use crate::events::{
-    Event, EventBody, FeeRuleApplied, OriginalSale, RowDelta, RowKey, SettlementEffect, TxnRecorded,
-};
+use crate::events::{Event, EventBody, FeeRuleApplied, OriginalSale, RowKey, TxnRecorded};
 use crate::fees::{refund_fee, sale_fee, RefundState};
 use crate::mask::mask_card;
 use crate::money::{Fen, Overflow};
@@ -93,29 +91,37 @@ pub struct TxnState {
     pub digest: String,
     pub txn_type: TxnType,
     pub result: TxnResult,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sale: Option<SaleState>,
+    /// No `skip_serializing_if` here or in `SaleState`: the write model
+    /// stores this in postcard, which is not self-describing. Boxed: most
+    /// records are not sales with refunds pending, and the write model holds
+    /// millions of these in a hash map.
+    pub sale: Option<Box<SaleState>>,
 }
 
 /// Read access to the accepted records, by `txn_id`.
 pub trait TxnLookup {
-    fn txn(&self, txn_id: &str) -> Option<TxnState>;
+    fn txn(&self, txn_id: &str) -> Option<&TxnState>;
 }
 
 /// Read-write access, for the fold.
 pub trait TxnStore: TxnLookup {
     fn put_txn(&mut self, txn_id: &str, state: TxnState);
+    fn txn_mut(&mut self, txn_id: &str) -> Option<&mut TxnState>;
 }
 
 impl TxnLookup for std::collections::HashMap<String, TxnState> {
-    fn txn(&self, txn_id: &str) -> Option<TxnState> {
-        self.get(txn_id).cloned()
+    fn txn(&self, txn_id: &str) -> Option<&TxnState> {
+        self.get(txn_id)
     }
 }
 
 impl TxnStore for std::collections::HashMap<String, TxnState> {
     fn put_txn(&mut self, txn_id: &str, state: TxnState) {
         self.insert(txn_id.to_string(), state);
+    }
+
+    fn txn_mut(&mut self, txn_id: &str) -> Option<&mut TxnState> {
+        self.get_mut(txn_id)
     }
 }
 
@@ -134,10 +140,13 @@ pub const REQUIRED_FIELDS: [&str; 10] = [
     "occurred_at",
 ];
 
-const OPTIONAL_STRING_FIELDS: [&str; 4] = ["mcc", "stan", "card", "decline_code"];
-
 fn reject(reason: Reason, field: Option<&'static str>, detail: impl Into<String>) -> Outcome {
-    Outcome::Rejected(Rejection { reason, field, detail: detail.into(), card: None })
+    Outcome::Rejected(Rejection {
+        reason,
+        field,
+        detail: detail.into(),
+        card: None,
+    })
 }
 
 fn str_field<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
@@ -151,7 +160,10 @@ fn is_missing(obj: &Map<String, Value>, field: &str) -> bool {
 /// The canonical digest of a record: SHA-256 of its JSON with sorted keys
 /// (serde_json's map is ordered) after the card is masked.
 pub fn content_digest(obj: &Map<String, Value>) -> String {
-    sha256_hex(&serde_json::to_vec(obj).expect("JSON values serialise"))
+    let mut hex = sha256_hex(&serde_json::to_vec(obj).expect("JSON values serialise"));
+    // 128 bits are ample to tell two records with the same txn_id apart.
+    hex.truncate(32);
+    hex
 }
 
 /// Lower-case hex SHA-256 of some bytes.
@@ -173,51 +185,158 @@ pub fn decide(
     recorded_at: &str,
     line: &str,
 ) -> Outcome {
+    match prepare(line) {
+        Ok(p) => decide_prepared(reference, fees, txns, recorded_at, p),
+        Err(r) => Outcome::Rejected(r),
+    }
+}
+
+/// A record after every check that needs no ledger state. `prepare` is
+/// pure and independent per line, so callers may run it in parallel;
+/// `decide_prepared` then runs the stateful checks in input order. Together
+/// they apply SPEC §11's check order exactly as one pass would.
+#[derive(Debug)]
+pub struct Prepared {
+    digest: String,
+    /// The `txn_id` when it is a string: what the duplicate check needs.
+    txn_id: Option<String>,
+    /// The full card number when the record carried one (for masking the
+    /// raw line of a dead letter), never stored.
+    pan: Option<String>,
+    /// `Err` holds an `invalid_field` defect.
+    fields: Result<Fields, Rejection>,
+}
+
+#[derive(Debug)]
+struct Fields {
+    txn_type: TxnType,
+    original_txn_id: Option<String>,
+    merchant_id: String,
+    terminal_id: String,
+    mcc: Option<String>,
+    channel: Channel,
+    result: TxnResult,
+    decline_code: Option<String>,
+    rrn: String,
+    stan: Option<String>,
+    card: Option<String>,
+    currency: String,
+    occurred_at_text: String,
+    /// Parsed amount and time; `late` holds the first of invalid_amount,
+    /// unsupported_currency and invalid_timestamp, which rank after the
+    /// stateful invalid_field check.
+    amount: Fen,
+    occurred_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    late: Option<Rejection>,
+}
+
+fn rejection(reason: Reason, field: Option<&'static str>, detail: impl Into<String>) -> Rejection {
+    Rejection {
+        reason,
+        field,
+        detail: detail.into(),
+        card: None,
+    }
+}
+
+/// The stateless part of deciding a line: JSON, masking, missing fields,
+/// the content digest, field types and vocabularies, amount, currency,
+/// timestamp. Errors here are final (`invalid_json`, `missing_field`).
+pub fn prepare(line: &str) -> Result<Prepared, Rejection> {
     let mut obj = match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(obj)) => obj,
-        Ok(_) => return reject(Reason::InvalidJson, None, "not a JSON object"),
-        Err(e) => return reject(Reason::InvalidJson, None, format!("invalid JSON: {e}")),
+        Ok(_) => return Err(rejection(Reason::InvalidJson, None, "not a JSON object")),
+        Err(e) => {
+            return Err(rejection(
+                Reason::InvalidJson,
+                None,
+                format!("invalid JSON: {e}"),
+            ))
+        }
     };
-    let mut original_card = None;
+    let mut pan = None;
     if let Some(Value::String(card)) = obj.get_mut("card") {
         let masked = mask_card(card).into_owned();
         if masked != *card {
-            original_card = Some(std::mem::replace(card, masked));
+            pan = Some(std::mem::replace(card, masked));
         }
     }
-    let outcome = decide_object(reference, fees, txns, recorded_at, &obj);
+    let with_card = |mut r: Rejection, pan: &Option<String>| {
+        r.card = pan.clone();
+        r
+    };
+    // 1. missing_field
+    if let Some(field) = REQUIRED_FIELDS.iter().find(|f| is_missing(&obj, f)) {
+        return Err(with_card(
+            rejection(
+                Reason::MissingField,
+                Some(field),
+                format!("{field} is required"),
+            ),
+            &pan,
+        ));
+    }
+    let declared_type = str_field(&obj, "type").and_then(TxnType::parse);
+    if declared_type.is_some_and(TxnType::needs_original) && is_missing(&obj, "original_txn_id") {
+        return Err(with_card(
+            rejection(
+                Reason::MissingField,
+                Some("original_txn_id"),
+                "original_txn_id is required for void, reversal and refund",
+            ),
+            &pan,
+        ));
+    }
+    let digest = content_digest(&obj);
+    let txn_id = str_field(&obj, "txn_id").map(str::to_string);
+    let fields = check_fields(&mut obj, declared_type).map_err(|r| with_card(r, &pan));
+    Ok(Prepared {
+        digest,
+        txn_id,
+        pan,
+        fields,
+    })
+}
+
+/// The stateful part: duplicates, the fee plan, the registry, the sale a
+/// void, reversal or refund names. Builds the event of an accepted record.
+pub fn decide_prepared(
+    reference: &Reference,
+    fees: &VersionedFees,
+    txns: &impl TxnLookup,
+    recorded_at: &str,
+    p: Prepared,
+) -> Outcome {
+    let pan = p.pan;
+    let outcome = decide_checked(
+        reference,
+        fees,
+        txns,
+        recorded_at,
+        p.digest,
+        p.txn_id,
+        p.fields,
+    );
     match outcome {
         Outcome::Rejected(mut r) => {
-            r.card = original_card;
+            r.card = pan;
             Outcome::Rejected(r)
         }
         other => other,
     }
 }
 
-fn decide_object(
+fn decide_checked(
     reference: &Reference,
     fees: &VersionedFees,
     txns: &impl TxnLookup,
     recorded_at: &str,
-    obj: &Map<String, Value>,
+    digest: String,
+    txn_id: Option<String>,
+    fields: Result<Fields, Rejection>,
 ) -> Outcome {
-    // 1. missing_field
-    if let Some(field) = REQUIRED_FIELDS.iter().find(|f| is_missing(obj, f)) {
-        return reject(Reason::MissingField, Some(field), format!("{field} is required"));
-    }
-    let declared_type = str_field(obj, "type").and_then(TxnType::parse);
-    if declared_type.is_some_and(TxnType::needs_original) && is_missing(obj, "original_txn_id") {
-        return reject(
-            Reason::MissingField,
-            Some("original_txn_id"),
-            "original_txn_id is required for void, reversal and refund",
-        );
-    }
-
     // 2. duplicate / conflicting_duplicate
-    let digest = content_digest(obj);
-    if let Some(id) = str_field(obj, "txn_id") {
+    if let Some(id) = &txn_id {
         if let Some(previous) = txns.txn(id) {
             return if previous.digest == digest {
                 Outcome::Duplicate
@@ -231,132 +350,120 @@ fn decide_object(
         }
     }
 
-    // 3. invalid_field: JSON types and vocabularies
-    let checked = match check_fields(obj, declared_type) {
-        Ok(c) => c,
-        Err(outcome) => return outcome,
+    // 3. invalid_field: JSON types and vocabularies, then the fee plan
+    let f = match fields {
+        Ok(f) => f,
+        Err(r) => return Outcome::Rejected(r),
     };
-    if let Some(m) = reference.merchant(checked.merchant_id) {
-        if fees.schedule.rule(&m.fee_plan, checked.channel).is_none() {
+    let txn_id = txn_id.expect("a record with valid fields has a string txn_id");
+    if let Some(m) = reference.merchant(&f.merchant_id) {
+        if fees.schedule.rule(&m.fee_plan, f.channel).is_none() {
             return reject(
                 Reason::InvalidField,
                 Some("channel"),
-                format!("fee plan {:?} of merchant {} has no entry for channel {}", m.fee_plan, m.merchant_id, checked.channel.as_str()),
+                format!(
+                    "fee plan {:?} of merchant {} has no entry for channel {}",
+                    m.fee_plan,
+                    m.merchant_id,
+                    f.channel.as_str()
+                ),
             );
         }
     }
 
-    // 4. invalid_amount
-    let amount = match obj.get("amount") {
-        Some(Value::String(s)) => match Fen::parse_amount(s) {
-            Ok(a) => a,
-            Err(e) => return reject(Reason::InvalidAmount, Some("amount"), format!("{s:?}: {e}")),
-        },
-        Some(other) => {
-            return reject(Reason::InvalidAmount, Some("amount"), format!("amount must be a decimal string, got {other}"))
-        }
-        None => unreachable!("missing amount was rejected above"),
-    };
-
-    // 5. unsupported_currency
-    let currency = str_field(obj, "currency").unwrap_or_default();
-    if currency != "CNY" {
-        return reject(Reason::UnsupportedCurrency, Some("currency"), format!("{currency:?} is not CNY"));
+    // 4.–6. invalid_amount, unsupported_currency, invalid_timestamp
+    if let Some(r) = f.late {
+        return Outcome::Rejected(r);
     }
-
-    // 6. invalid_timestamp
-    let occurred_at_text = str_field(obj, "occurred_at").unwrap_or_default();
-    let Some(occurred_at) = parse_timestamp(occurred_at_text) else {
-        return reject(
-            Reason::InvalidTimestamp,
-            Some("occurred_at"),
-            format!("{occurred_at_text:?} is not an RFC 3339 time with an offset"),
-        );
-    };
+    let occurred_at = f
+        .occurred_at
+        .expect("a record without a late defect has a timestamp");
+    let amount = f.amount;
     let bd = business_date(occurred_at, fees.schedule.cutoff);
 
     // 7. unknown_merchant
-    let Some(merchant) = reference.merchant(checked.merchant_id) else {
+    let Some(merchant) = reference.merchant(&f.merchant_id) else {
         return reject(
             Reason::UnknownMerchant,
             Some("merchant_id"),
-            format!("merchant {} is not registered", checked.merchant_id),
+            format!("merchant {} is not registered", f.merchant_id),
         );
     };
 
     let mut t = TxnRecorded {
-        txn_id: checked.txn_id.to_string(),
-        txn_type: checked.txn_type,
-        original_txn_id: checked.original_txn_id.map(str::to_string),
-        merchant_id: checked.merchant_id.to_string(),
-        terminal_id: checked.terminal_id.to_string(),
-        mcc: str_field(obj, "mcc").map(str::to_string),
-        channel: checked.channel,
+        flags: risk::flags(reference, &f.merchant_id, &f.terminal_id, f.mcc.as_deref()),
+        txn_id,
+        txn_type: f.txn_type,
+        original_txn_id: f.original_txn_id,
+        merchant_id: f.merchant_id,
+        terminal_id: f.terminal_id,
+        mcc: f.mcc,
+        channel: f.channel,
         amount,
-        currency: currency.to_string(),
-        result: checked.result,
-        decline_code: str_field(obj, "decline_code").map(str::to_string),
-        rrn: checked.rrn.to_string(),
-        stan: str_field(obj, "stan").map(str::to_string),
-        card: str_field(obj, "card").map(str::to_string),
+        currency: f.currency,
+        result: f.result,
+        decline_code: f.decline_code,
+        rrn: f.rrn,
+        stan: f.stan,
+        card: f.card,
         business_date: bd,
-        payout_date: None,
         content_digest: digest,
-        flags: risk::flags(reference, checked.merchant_id, checked.terminal_id, str_field(obj, "mcc")),
         fee: Fen::ZERO,
         fee_rule: None,
         original: None,
         settlement: None,
-        route: None,
         entry: Entry::default(),
     };
+    let checked_channel = t.channel;
     let route = Route {
         merchant_id: merchant.merchant_id.clone(),
         clearing: merchant.clearing,
         intermediary_id: merchant.intermediary_id.clone(),
     };
     let payout_for = |date: NaiveDate| {
-        fees.calendar.payout_date(date, merchant.settlement_cycle).ok_or_else(|| {
-            reject(
-                Reason::InvalidField,
-                Some("occurred_at"),
-                format!("the calendar has no working day within 60 days after {date}"),
-            )
-        })
+        fees.calendar
+            .payout_date(date, merchant.settlement_cycle)
+            .ok_or_else(|| {
+                reject(
+                    Reason::InvalidField,
+                    Some("occurred_at"),
+                    format!("the calendar has no working day within 60 days after {date}"),
+                )
+            })
     };
 
     let decided: Result<(), Outcome> = (|| {
-        match checked.txn_type {
+        match t.txn_type {
             TxnType::Sale => {
-                if checked.result == TxnResult::Declined {
+                if t.result == TxnResult::Declined {
                     return Ok(());
                 }
                 let rule = fees
                     .schedule
-                    .rule(&merchant.fee_plan, checked.channel)
+                    .rule(&merchant.fee_plan, checked_channel)
                     .expect("plan entry checked above");
                 let fee = sale_fee(amount, rule).map_err(overflow)?;
                 let payout = payout_for(bd)?;
                 t.fee = fee;
                 t.fee_rule = Some(FeeRuleApplied {
                     plan: merchant.fee_plan.clone(),
-                    channel: checked.channel,
+                    channel: checked_channel,
                     rate: rule.rate,
                     cap: rule.cap,
                     schedule_version: fees.version,
                 });
-                t.entry = sale_entry(&route, checked.channel, amount, fee).map_err(overflow)?;
-                t.settlement = Some(SettlementEffect {
-                    row: row_key(bd, &route, payout),
-                    delta: RowDelta { sales_count: 1, sales_amount: amount, fee, ..RowDelta::default() },
-                });
-                t.payout_date = Some(payout);
-                t.route = Some(route.clone());
+                t.entry = sale_entry(&route, checked_channel, amount, fee).map_err(overflow)?;
+                t.settlement = Some(row_key(bd, &route, payout));
             }
             TxnType::Void | TxnType::Reversal | TxnType::Refund => {
-                let original_id = checked.original_txn_id.expect("checked above");
-                let sale = match txns.txn(original_id) {
-                    Some(TxnState { txn_type: TxnType::Sale, result, sale: Some(s), .. }) => (result, s),
+                let original_id = t.original_txn_id.clone().expect("checked above");
+                let sale = match txns.txn(&original_id) {
+                    Some(TxnState {
+                        txn_type: TxnType::Sale,
+                        result,
+                        sale: Some(s),
+                        ..
+                    }) => (*result, (**s).clone()),
                     _ => {
                         return Err(reject(
                             Reason::UnknownOriginal,
@@ -366,7 +473,7 @@ fn decide_object(
                     }
                 };
                 let (sale_result, sale) = sale;
-                if checked.result == TxnResult::Declined {
+                if t.result == TxnResult::Declined {
                     // A declined void or refund is recorded and moves nothing.
                     return Ok(());
                 }
@@ -387,16 +494,7 @@ fn decide_object(
                         format!("sale {original_id} is already voided or reversed"),
                     ));
                 }
-                t.original = Some(OriginalSale {
-                    txn_id: original_id.to_string(),
-                    business_date: sale.business_date,
-                    amount: sale.amount,
-                    fee: sale.fee,
-                    route: route_s.clone(),
-                    channel: sale.channel,
-                    payout_date: payout_s,
-                });
-                if checked.txn_type.cancels_sale() {
+                if t.txn_type.cancels_sale() {
                     if sale.refunded_amount > Fen::ZERO {
                         return Err(reject(
                             Reason::OriginalNotCancellable,
@@ -411,22 +509,19 @@ fn decide_object(
                             format!("sale {original_id} belongs to business date {}, this record to {bd}", sale.business_date),
                         ));
                     }
-                    let sale_entry_ = sale_entry(&route_s, sale.channel, sale.amount, sale.fee).map_err(overflow)?;
+                    let sale_entry_ = sale_entry(&route_s, sale.channel, sale.amount, sale.fee)
+                        .map_err(overflow)?;
                     t.fee = sale.fee;
                     t.entry = reverse(&sale_entry_).map_err(overflow)?;
-                    t.settlement = Some(SettlementEffect {
-                        row: row_key(sale.business_date, &route_s, payout_s),
-                        delta: RowDelta {
-                            sales_count: -1,
-                            sales_amount: sale.amount.checked_neg().map_err(overflow)?,
-                            fee: sale.fee.checked_neg().map_err(overflow)?,
-                            ..RowDelta::default()
-                        },
+                    t.original = Some(OriginalSale {
+                        business_date: sale.business_date,
+                        amount: sale.amount,
+                        fee: sale.fee,
                     });
-                    t.payout_date = Some(payout_s);
-                    t.route = Some(route_s);
+                    t.settlement = Some(row_key(sale.business_date, &route_s, payout_s));
                 } else {
-                    let refunded_after = sale.refunded_amount.checked_add(amount).map_err(overflow)?;
+                    let refunded_after =
+                        sale.refunded_amount.checked_add(amount).map_err(overflow)?;
                     if refunded_after > sale.amount {
                         return Err(reject(
                             Reason::RefundExceedsOriginal,
@@ -448,20 +543,11 @@ fn decide_object(
                     // The refund is taken from the merchant named on the
                     // record (as a 跳商户 sale settles to its own merchant),
                     // back through the sale's channel.
-                    let as_sale = sale_entry(&route, sale.channel, amount, fee).map_err(overflow)?;
+                    let as_sale =
+                        sale_entry(&route, sale.channel, amount, fee).map_err(overflow)?;
                     t.fee = fee;
                     t.entry = reverse(&as_sale).map_err(overflow)?;
-                    t.settlement = Some(SettlementEffect {
-                        row: row_key(bd, &route, payout),
-                        delta: RowDelta {
-                            refund_count: 1,
-                            refund_amount: amount,
-                            fee: fee.checked_neg().map_err(overflow)?,
-                            ..RowDelta::default()
-                        },
-                    });
-                    t.payout_date = Some(payout);
-                    t.route = Some(route.clone());
+                    t.settlement = Some(row_key(bd, &route, payout));
                 }
             }
         }
@@ -473,15 +559,21 @@ fn decide_object(
 
     Outcome::Accepted(Box::new(Event {
         event_id: format!("txn:{}", t.txn_id),
+        // The writer numbers events per key when it publishes them.
+        seq: 0,
         merchant_id: Some(t.merchant_id.clone()),
-        occurred_at: occurred_at_text.to_string(),
+        occurred_at: f.occurred_at_text,
         recorded_at: recorded_at.to_string(),
         body: EventBody::TransactionRecorded(Box::new(t)),
     }))
 }
 
 fn overflow(_: Overflow) -> Outcome {
-    reject(Reason::InvalidAmount, Some("amount"), "amount arithmetic overflows")
+    reject(
+        Reason::InvalidAmount,
+        Some("amount"),
+        "amount arithmetic overflows",
+    )
 }
 
 fn row_key(business_date: NaiveDate, route: &Route, payout_date: NaiveDate) -> RowKey {
@@ -494,66 +586,150 @@ fn row_key(business_date: NaiveDate, route: &Route, payout_date: NaiveDate) -> R
     }
 }
 
-struct Checked<'a> {
-    txn_id: &'a str,
-    txn_type: TxnType,
-    original_txn_id: Option<&'a str>,
-    merchant_id: &'a str,
-    terminal_id: &'a str,
-    channel: Channel,
-    result: TxnResult,
-    rrn: &'a str,
+/// Takes a string field out of the record (the digest is already taken).
+fn take_string(
+    obj: &mut Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, Rejection> {
+    match obj.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(rejection(
+            Reason::InvalidField,
+            Some(field),
+            format!("{field} must be a string, got {other}"),
+        )),
+    }
 }
 
-fn check_fields<'a>(obj: &'a Map<String, Value>, declared_type: Option<TxnType>) -> Result<Checked<'a>, Outcome> {
-    let string = |field: &'static str| -> Result<&'a str, Outcome> {
-        match obj.get(field) {
-            Some(Value::String(s)) => Ok(s.as_str()),
-            Some(other) => Err(reject(Reason::InvalidField, Some(field), format!("{field} must be a string, got {other}"))),
-            None => Err(reject(Reason::MissingField, Some(field), format!("{field} is required"))),
-        }
-    };
-    let id = |field: &'static str| -> Result<&'a str, Outcome> {
-        let s = string(field)?;
-        if s.is_empty() || s.trim() != s {
-            return Err(reject(Reason::InvalidField, Some(field), format!("{field} {s:?} must be non-empty without surrounding spaces")));
-        }
-        Ok(s)
-    };
-    let txn_id = id("txn_id")?;
-    let type_text = string("type")?;
-    let merchant_id = id("merchant_id")?;
-    let terminal_id = id("terminal_id")?;
-    let channel_text = string("channel")?;
-    let result_text = string("result")?;
-    let rrn = id("rrn")?;
-    // amount, currency and occurred_at have their own reason codes below,
-    // except that a non-string currency or timestamp is a wrong JSON type.
-    string("currency")?;
-    string("occurred_at")?;
-    for field in OPTIONAL_STRING_FIELDS {
-        match obj.get(field) {
-            None | Some(Value::Null) | Some(Value::String(_)) => {}
-            Some(other) => {
-                return Err(reject(Reason::InvalidField, Some(field), format!("{field} must be a string or null, got {other}")))
-            }
-        }
+fn required(obj: &mut Map<String, Value>, field: &'static str) -> Result<String, Rejection> {
+    take_string(obj, field)?.ok_or_else(|| {
+        rejection(
+            Reason::MissingField,
+            Some(field),
+            format!("{field} is required"),
+        )
+    })
+}
+
+fn identifier(obj: &mut Map<String, Value>, field: &'static str) -> Result<String, Rejection> {
+    let s = required(obj, field)?;
+    if s.is_empty() || s.trim() != s {
+        return Err(rejection(
+            Reason::InvalidField,
+            Some(field),
+            format!("{field} {s:?} must be non-empty without surrounding spaces"),
+        ));
     }
+    Ok(s)
+}
+
+/// invalid_field checks (JSON types, vocabularies), then the parsing of
+/// amount, currency and timestamp whose defects rank later.
+fn check_fields(
+    obj: &mut Map<String, Value>,
+    declared_type: Option<TxnType>,
+) -> Result<Fields, Rejection> {
+    identifier(obj, "txn_id")?;
+    let type_text = required(obj, "type")?;
+    let merchant_id = identifier(obj, "merchant_id")?;
+    let terminal_id = identifier(obj, "terminal_id")?;
+    let channel_text = required(obj, "channel")?;
+    let result_text = required(obj, "result")?;
+    let rrn = identifier(obj, "rrn")?;
+    // amount has its own reason code for every defect, a number included;
+    // a currency or timestamp that is not a string is a wrong JSON type.
+    let amount_value = obj.remove("amount");
+    let currency = required(obj, "currency")?;
+    let occurred_at_text = required(obj, "occurred_at")?;
+    let mcc = take_string(obj, "mcc")?;
+    let stan = take_string(obj, "stan")?;
+    let card = take_string(obj, "card")?;
+    let decline_code = take_string(obj, "decline_code")?;
     let Some(txn_type) = declared_type else {
-        return Err(reject(Reason::InvalidField, Some("type"), format!("type {type_text:?} is not sale, void, reversal or refund")));
+        return Err(rejection(
+            Reason::InvalidField,
+            Some("type"),
+            format!("type {type_text:?} is not sale, void, reversal or refund"),
+        ));
     };
-    let original_txn_id = if txn_type.needs_original() { Some(id("original_txn_id")?) } else { None };
-    let channel = Channel::parse(channel_text).ok_or_else(|| {
-        reject(
+    let original_txn_id = if txn_type.needs_original() {
+        Some(identifier(obj, "original_txn_id")?)
+    } else {
+        None
+    };
+    let channel = Channel::parse(&channel_text).ok_or_else(|| {
+        rejection(
             Reason::InvalidField,
             Some("channel"),
             format!("channel {channel_text:?} is not debit_card, credit_card, wechat, alipay or unionpay_qr"),
         )
     })?;
-    let result = TxnResult::parse(result_text).ok_or_else(|| {
-        reject(Reason::InvalidField, Some("result"), format!("result {result_text:?} is not approved or declined"))
+    let result = TxnResult::parse(&result_text).ok_or_else(|| {
+        rejection(
+            Reason::InvalidField,
+            Some("result"),
+            format!("result {result_text:?} is not approved or declined"),
+        )
     })?;
-    Ok(Checked { txn_id, txn_type, original_txn_id, merchant_id, terminal_id, channel, result, rrn })
+
+    let mut late = None;
+    let amount = match &amount_value {
+        Some(Value::String(s)) => Fen::parse_amount(s).unwrap_or_else(|e| {
+            late = Some(rejection(
+                Reason::InvalidAmount,
+                Some("amount"),
+                format!("{s:?}: {e}"),
+            ));
+            Fen::ZERO
+        }),
+        other => {
+            late = Some(rejection(
+                Reason::InvalidAmount,
+                Some("amount"),
+                format!(
+                    "amount must be a decimal string, got {}",
+                    other
+                        .as_ref()
+                        .map_or("nothing".to_string(), Value::to_string)
+                ),
+            ));
+            Fen::ZERO
+        }
+    };
+    if late.is_none() && currency != "CNY" {
+        late = Some(rejection(
+            Reason::UnsupportedCurrency,
+            Some("currency"),
+            format!("{currency:?} is not CNY"),
+        ));
+    }
+    let occurred_at = parse_timestamp(&occurred_at_text);
+    if late.is_none() && occurred_at.is_none() {
+        late = Some(rejection(
+            Reason::InvalidTimestamp,
+            Some("occurred_at"),
+            format!("{occurred_at_text:?} is not an RFC 3339 time with an offset"),
+        ));
+    }
+    Ok(Fields {
+        txn_type,
+        original_txn_id,
+        merchant_id,
+        terminal_id,
+        mcc,
+        channel,
+        result,
+        decline_code,
+        rrn,
+        stan,
+        card,
+        currency,
+        occurred_at_text,
+        amount,
+        occurred_at,
+        late,
+    })
 }
 
 /// Folds an accepted event into the write model (reference data and
@@ -573,31 +749,58 @@ pub fn apply(reference: &mut Reference, txns: &mut impl TxnStore, event: &Event)
 }
 
 fn apply_txn(txns: &mut impl TxnStore, t: &TxnRecorded) {
-    let sale = (t.txn_type == TxnType::Sale).then(|| SaleState {
-        business_date: t.business_date,
-        amount: t.amount,
-        fee: t.fee,
-        channel: t.channel,
-        refunded_amount: Fen::ZERO,
-        refunded_fee: Fen::ZERO,
-        cancelled: false,
-        route: t.route.clone(),
-        payout_date: t.payout_date,
+    let sale = (t.txn_type == TxnType::Sale).then(|| {
+        Box::new(SaleState {
+            business_date: t.business_date,
+            amount: t.amount,
+            fee: t.fee,
+            channel: t.channel,
+            refunded_amount: Fen::ZERO,
+            refunded_fee: Fen::ZERO,
+            cancelled: false,
+            route: t.route(),
+            payout_date: t.settlement.as_ref().map(|r| r.payout_date),
+        })
     });
-    txns.put_txn(&t.txn_id, TxnState { digest: t.content_digest.clone(), txn_type: t.txn_type, result: t.result, sale });
+    txns.put_txn(
+        &t.txn_id,
+        TxnState {
+            digest: t.content_digest.clone(),
+            txn_type: t.txn_type,
+            result: t.result,
+            sale,
+        },
+    );
     if t.result != TxnResult::Approved || t.txn_type == TxnType::Sale {
         return;
     }
-    let Some(original_id) = &t.original_txn_id else { return };
-    let Some(mut original) = txns.txn(original_id) else { return };
-    let Some(s) = original.sale.as_mut() else { return };
+    let Some(original_id) = &t.original_txn_id else {
+        return;
+    };
+    let Some(original) = txns.txn_mut(original_id) else {
+        return;
+    };
+    let Some(s) = original.sale.as_mut() else {
+        return;
+    };
     if t.txn_type.cancels_sale() {
         s.cancelled = true;
     } else {
-        s.refunded_amount = s.refunded_amount.checked_add(t.amount).expect("refund total within i64");
-        s.refunded_fee = s.refunded_fee.checked_add(t.fee).expect("refund fee total within i64");
-        assert!(s.refunded_amount <= s.amount, "refunds of {original_id} exceed the sale");
-        assert!(s.refunded_fee <= s.fee, "refund fees of {original_id} exceed the sale's fee");
+        s.refunded_amount = s
+            .refunded_amount
+            .checked_add(t.amount)
+            .expect("refund total within i64");
+        s.refunded_fee = s
+            .refunded_fee
+            .checked_add(t.fee)
+            .expect("refund fee total within i64");
+        assert!(
+            s.refunded_amount <= s.amount,
+            "refunds of {original_id} exceed the sale"
+        );
+        assert!(
+            s.refunded_fee <= s.fee,
+            "refund fees of {original_id} exceed the sale's fee"
+        );
     }
-    txns.put_txn(original_id, original);
 }

@@ -11,6 +11,7 @@
 
 pub mod calendar;
 pub mod channel;
+pub mod dates;
 pub mod events;
 pub mod fees;
 pub mod ingest;

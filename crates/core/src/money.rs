@@ -125,18 +125,45 @@ pub fn round_half_up_to_fen(yuan: Decimal) -> Result<Fen, Overflow> {
     i64::try_from(fen).map(Fen).map_err(|_| Overflow)
 }
 
+impl Fen {
+    /// Writes `[-]YUAN.FF` into `buf` and returns the text. No allocation:
+    /// every event carries several amounts, so this is on the hot path.
+    fn write_text(self, buf: &mut [u8; 24]) -> &str {
+        let mut abs = self.0.unsigned_abs();
+        let mut i = buf.len();
+        for _ in 0..2 {
+            i -= 1;
+            buf[i] = b'0' + (abs % 10) as u8;
+            abs /= 10;
+        }
+        i -= 1;
+        buf[i] = b'.';
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (abs % 10) as u8;
+            abs /= 10;
+            if abs == 0 {
+                break;
+            }
+        }
+        if self.0 < 0 {
+            i -= 1;
+            buf[i] = b'-';
+        }
+        std::str::from_utf8(&buf[i..]).expect("ASCII digits")
+    }
+}
+
 impl fmt::Display for Fen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
         // `pad` honours width and alignment, so tables line up.
-        f.pad(&format!("{sign}{}.{:02}", abs / 100, abs % 100))
+        f.pad(self.write_text(&mut [0; 24]))
     }
 }
 
 impl Serialize for Fen {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(self.write_text(&mut [0; 24]))
     }
 }
 
@@ -163,11 +190,22 @@ mod tests {
 
     #[test]
     fn rejects_malformed_and_out_of_range_amounts() {
-        for bad in ["", "-1.00", "+1.00", "1e3", " 1.00", "1.00 ", "1.", ".5", "1.234", "1,00", "abc", "1.0a"] {
-            assert_eq!(Fen::parse_amount(bad), Err(AmountError::Malformed), "{bad:?}");
+        for bad in [
+            "", "-1.00", "+1.00", "1e3", " 1.00", "1.00 ", "1.", ".5", "1.234", "1,00", "abc",
+            "1.0a",
+        ] {
+            assert_eq!(
+                Fen::parse_amount(bad),
+                Err(AmountError::Malformed),
+                "{bad:?}"
+            );
         }
         for bad in ["0", "0.00", "10000000.01", "99999999999999999999"] {
-            assert_eq!(Fen::parse_amount(bad), Err(AmountError::OutOfRange), "{bad:?}");
+            assert_eq!(
+                Fen::parse_amount(bad),
+                Err(AmountError::OutOfRange),
+                "{bad:?}"
+            );
         }
     }
 
@@ -177,6 +215,11 @@ mod tests {
         assert_eq!(Fen(5).to_string(), "0.05");
         assert_eq!(Fen(-1234).to_string(), "-12.34");
         assert_eq!(Fen(1_000_000_000).to_string(), "10000000.00");
+        assert_eq!(Fen(i64::MIN).to_string(), "-92233720368547758.08");
+        assert_eq!(
+            format!("{:>8}|{:<6}|", Fen(150), Fen(-5)),
+            "    1.50|-0.05 |"
+        );
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub struct Entry {
     pub sub_ledger: Vec<Posting>,
 }
 
+impl Entry {
+    pub fn is_empty(&self) -> bool {
+        self.postings.is_empty() && self.sub_ledger.is_empty()
+    }
+}
+
 pub fn channel_receivable(channel: Channel) -> String {
     format!("assets:channel_receivable:{}", channel.as_str())
 }
@@ -48,16 +54,33 @@ pub fn payable_account(route: &Route) -> String {
 
 /// The entry of a sale of `amount` with `fee`: debit the channel receivable
 /// by the amount, credit the payable by the net and fee income by the fee.
-pub fn sale_entry(route: &Route, channel: Channel, amount: Fen, fee: Fen) -> Result<Entry, Overflow> {
+pub fn sale_entry(
+    route: &Route,
+    channel: Channel,
+    amount: Fen,
+    fee: Fen,
+) -> Result<Entry, Overflow> {
     let net = amount.checked_sub(fee)?;
     let postings = vec![
-        Posting { account: channel_receivable(channel), amount },
-        Posting { account: payable_account(route), amount: net.checked_neg()? },
-        Posting { account: FEE_INCOME.to_string(), amount: fee.checked_neg()? },
+        Posting {
+            account: channel_receivable(channel),
+            amount,
+        },
+        Posting {
+            account: payable_account(route),
+            amount: net.checked_neg()?,
+        },
+        Posting {
+            account: FEE_INCOME.to_string(),
+            amount: fee.checked_neg()?,
+        },
     ];
     let sub_ledger = match (&route.clearing, &route.intermediary_id) {
         (Clearing::SecondParty, Some(i)) => vec![
-            Posting { account: format!("intermediary:{i}:clearing_receivable"), amount: net },
+            Posting {
+                account: format!("intermediary:{i}:clearing_receivable"),
+                amount: net,
+            },
             Posting {
                 account: format!("intermediary:{i}:merchant_payable:{}", route.merchant_id),
                 amount: net.checked_neg()?,
@@ -65,7 +88,10 @@ pub fn sale_entry(route: &Route, channel: Channel, amount: Fen, fee: Fen) -> Res
         ],
         _ => Vec::new(),
     };
-    let entry = Entry { postings, sub_ledger };
+    let entry = Entry {
+        postings,
+        sub_ledger,
+    };
     assert_balanced(&entry);
     Ok(entry)
 }
@@ -75,23 +101,36 @@ pub fn sale_entry(route: &Route, channel: Channel, amount: Fen, fee: Fen) -> Res
 pub fn reverse(entry: &Entry) -> Result<Entry, Overflow> {
     let neg = |ps: &[Posting]| -> Result<Vec<Posting>, Overflow> {
         ps.iter()
-            .map(|p| Ok(Posting { account: p.account.clone(), amount: p.amount.checked_neg()? }))
+            .map(|p| {
+                Ok(Posting {
+                    account: p.account.clone(),
+                    amount: p.amount.checked_neg()?,
+                })
+            })
             .collect()
     };
-    let out = Entry { postings: neg(&entry.postings)?, sub_ledger: neg(&entry.sub_ledger)? };
+    let out = Entry {
+        postings: neg(&entry.postings)?,
+        sub_ledger: neg(&entry.sub_ledger)?,
+    };
     assert_balanced(&out);
     Ok(out)
 }
 
 /// Sum of a list of postings.
 pub fn sum(postings: &[Posting]) -> Result<Fen, Overflow> {
-    postings.iter().try_fold(Fen::ZERO, |acc, p| acc.checked_add(p.amount))
+    postings
+        .iter()
+        .try_fold(Fen::ZERO, |acc, p| acc.checked_add(p.amount))
 }
 
 /// Postings that do not sum to zero mean the ledger would create or destroy
 /// money: a programming error, so this panics in release builds too.
 pub fn assert_balanced(entry: &Entry) {
-    for (name, ps) in [("postings", &entry.postings), ("sub_ledger", &entry.sub_ledger)] {
+    for (name, ps) in [
+        ("postings", &entry.postings),
+        ("sub_ledger", &entry.sub_ledger),
+    ] {
         let total = sum(ps).expect("postings overflow");
         assert_eq!(total, Fen::ZERO, "{name} do not balance: {ps:?}");
     }

@@ -88,7 +88,12 @@ impl Reference {
         self.terminals = self
             .merchants
             .values()
-            .flat_map(|m| m.value.terminals.iter().map(|t| (t.clone(), m.value.merchant_id.clone())))
+            .flat_map(|m| {
+                m.value
+                    .terminals
+                    .iter()
+                    .map(|t| (t.clone(), m.value.merchant_id.clone()))
+            })
             .collect();
     }
 
@@ -99,13 +104,21 @@ impl Reference {
             }
         }
         for t in &merchant.terminals {
-            self.terminals.insert(t.clone(), merchant.merchant_id.clone());
+            self.terminals
+                .insert(t.clone(), merchant.merchant_id.clone());
         }
-        self.merchants.insert(merchant.merchant_id.clone(), Versioned { version, value: merchant });
+        self.merchants.insert(
+            merchant.merchant_id.clone(),
+            Versioned {
+                version,
+                value: merchant,
+            },
+        );
     }
 
     pub fn put_intermediary(&mut self, version: u32, i: Intermediary) {
-        self.intermediaries.insert(i.intermediary_id.clone(), Versioned { version, value: i });
+        self.intermediaries
+            .insert(i.intermediary_id.clone(), Versioned { version, value: i });
     }
 }
 
@@ -119,7 +132,11 @@ pub struct LineError {
 }
 
 fn line_err(line: usize, field: &str, reason: impl Into<String>) -> LineError {
-    LineError { line, field: field.to_string(), reason: reason.into() }
+    LineError {
+        line,
+        field: field.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn object(line_no: usize, text: &str) -> Result<Map<String, Value>, LineError> {
@@ -135,13 +152,25 @@ fn req_str(obj: &Map<String, Value>, line: usize, field: &str) -> Result<String,
         None | Some(Value::Null) => Err(line_err(line, field, "missing")),
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
         Some(Value::String(_)) => Err(line_err(line, field, "empty")),
-        Some(other) => Err(line_err(line, field, format!("must be a string, got {other}"))),
+        Some(other) => Err(line_err(
+            line,
+            field,
+            format!("must be a string, got {other}"),
+        )),
     }
 }
 
-fn check_known_fields(obj: &Map<String, Value>, line: usize, known: &[&str]) -> Result<(), LineError> {
+fn check_known_fields(
+    obj: &Map<String, Value>,
+    line: usize,
+    known: &[&str],
+) -> Result<(), LineError> {
     match obj.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(line_err(line, k, format!("unknown field (expected one of {})", known.join(", ")))),
+        Some(k) => Err(line_err(
+            line,
+            k,
+            format!("unknown field (expected one of {})", known.join(", ")),
+        )),
         None => Ok(()),
     }
 }
@@ -164,46 +193,92 @@ pub fn parse_merchant(line: usize, text: &str) -> Result<Merchant, LineError> {
     check_known_fields(&obj, line, MERCHANT_FIELDS)?;
     let mcc = req_str(&obj, line, "mcc")?;
     if mcc.len() != 4 || !mcc.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(line_err(line, "mcc", format!("{mcc:?} is not a 4-digit MCC")));
+        return Err(line_err(
+            line,
+            "mcc",
+            format!("{mcc:?} is not a 4-digit MCC"),
+        ));
     }
     let clearing = match req_str(&obj, line, "clearing")?.as_str() {
         "first_party" => Clearing::FirstParty,
         "second_party" => Clearing::SecondParty,
-        other => return Err(line_err(line, "clearing", format!("{other:?} is not first_party or second_party"))),
+        other => {
+            return Err(line_err(
+                line,
+                "clearing",
+                format!("{other:?} is not first_party or second_party"),
+            ))
+        }
     };
     let intermediary_id = match obj.get("intermediary_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-        Some(other) => return Err(line_err(line, "intermediary_id", format!("must be a non-empty string or null, got {other}"))),
+        Some(other) => {
+            return Err(line_err(
+                line,
+                "intermediary_id",
+                format!("must be a non-empty string or null, got {other}"),
+            ))
+        }
     };
     match (clearing, &intermediary_id) {
         (Clearing::SecondParty, None) => {
-            return Err(line_err(line, "intermediary_id", "required for second_party clearing"))
+            return Err(line_err(
+                line,
+                "intermediary_id",
+                "required for second_party clearing",
+            ))
         }
         (Clearing::FirstParty, Some(_)) => {
-            return Err(line_err(line, "intermediary_id", "must be null for first_party clearing"))
+            return Err(line_err(
+                line,
+                "intermediary_id",
+                "must be null for first_party clearing",
+            ))
         }
         _ => {}
     }
     let settlement_cycle = match req_str(&obj, line, "settlement_cycle")?.as_str() {
         "T1" => SettlementCycle::T1,
         "D0" => SettlementCycle::D0,
-        other => return Err(line_err(line, "settlement_cycle", format!("{other:?} is not T1 or D0"))),
+        other => {
+            return Err(line_err(
+                line,
+                "settlement_cycle",
+                format!("{other:?} is not T1 or D0"),
+            ))
+        }
     };
     let terminals = match obj.get("terminals") {
-        None | Some(Value::Null) => return Err(line_err(line, "terminals", "missing (use [] for none)")),
+        None | Some(Value::Null) => {
+            return Err(line_err(line, "terminals", "missing (use [] for none)"))
+        }
         Some(Value::Array(items)) => items
             .iter()
             .map(|t| match t {
                 Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
-                other => Err(line_err(line, "terminals", format!("terminal ids must be non-empty strings, got {other}"))),
+                other => Err(line_err(
+                    line,
+                    "terminals",
+                    format!("terminal ids must be non-empty strings, got {other}"),
+                )),
             })
             .collect::<Result<Vec<_>, _>>()?,
-        Some(other) => return Err(line_err(line, "terminals", format!("must be an array, got {other}"))),
+        Some(other) => {
+            return Err(line_err(
+                line,
+                "terminals",
+                format!("must be an array, got {other}"),
+            ))
+        }
     };
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = terminals.iter().find(|t| !seen.insert(t.as_str())) {
-        return Err(line_err(line, "terminals", format!("terminal {dup} listed twice")));
+        return Err(line_err(
+            line,
+            "terminals",
+            format!("terminal {dup} listed twice"),
+        ));
     }
     Ok(Merchant {
         merchant_id: req_str(&obj, line, "merchant_id")?,
@@ -221,7 +296,11 @@ pub fn parse_merchant(line: usize, text: &str) -> Result<Merchant, LineError> {
 /// Parses one `intermediaries.jsonl` line.
 pub fn parse_intermediary(line: usize, text: &str) -> Result<Intermediary, LineError> {
     let obj = object(line, text)?;
-    check_known_fields(&obj, line, &["intermediary_id", "name", "settlement_account"])?;
+    check_known_fields(
+        &obj,
+        line,
+        &["intermediary_id", "name", "settlement_account"],
+    )?;
     Ok(Intermediary {
         intermediary_id: req_str(&obj, line, "intermediary_id")?,
         name: req_str(&obj, line, "name")?,
@@ -256,8 +335,14 @@ pub fn plan_registry_load(
     merchants: &[(usize, String)],
     intermediaries: &[(usize, String)],
 ) -> Result<Vec<RegistryChange>, RegistryLoadError> {
-    let m_err = |error| RegistryLoadError { file: "merchants", error };
-    let i_err = |error| RegistryLoadError { file: "intermediaries", error };
+    let m_err = |error| RegistryLoadError {
+        file: "merchants",
+        error,
+    };
+    let i_err = |error| RegistryLoadError {
+        file: "intermediaries",
+        error,
+    };
     let mut next = current.clone();
     let mut changes = Vec::new();
 
@@ -265,17 +350,27 @@ pub fn plan_registry_load(
     for (line, text) in intermediaries {
         let i = parse_intermediary(*line, text).map_err(i_err)?;
         if !seen_i.insert(i.intermediary_id.clone()) {
-            return Err(i_err(line_err(*line, "intermediary_id", format!("{} appears twice in the file", i.intermediary_id))));
+            return Err(i_err(line_err(
+                *line,
+                "intermediary_id",
+                format!("{} appears twice in the file", i.intermediary_id),
+            )));
         }
         match next.intermediaries.get(&i.intermediary_id) {
             Some(old) if old.value == i => {}
             Some(old) => {
-                let v = Versioned { version: old.version + 1, value: i };
+                let v = Versioned {
+                    version: old.version + 1,
+                    value: i,
+                };
                 next.put_intermediary(v.version, v.value.clone());
                 changes.push(RegistryChange::IntermediaryUpdated(v));
             }
             None => {
-                let v = Versioned { version: 1, value: i };
+                let v = Versioned {
+                    version: 1,
+                    value: i,
+                };
                 next.put_intermediary(1, v.value.clone());
                 changes.push(RegistryChange::IntermediaryRegistered(v));
             }
@@ -286,27 +381,48 @@ pub fn plan_registry_load(
     for (line, text) in merchants {
         let m = parse_merchant(*line, text).map_err(m_err)?;
         if let Some(first) = seen_m.insert(m.merchant_id.clone(), *line) {
-            return Err(m_err(line_err(*line, "merchant_id", format!("{} already appears on line {first}", m.merchant_id))));
+            return Err(m_err(line_err(
+                *line,
+                "merchant_id",
+                format!("{} already appears on line {first}", m.merchant_id),
+            )));
         }
         if let Some(iid) = &m.intermediary_id {
             if !next.intermediaries.contains_key(iid) {
-                return Err(m_err(line_err(*line, "intermediary_id", format!("{iid} is not a registered intermediary"))));
+                return Err(m_err(line_err(
+                    *line,
+                    "intermediary_id",
+                    format!("{iid} is not a registered intermediary"),
+                )));
             }
         }
         if let Some(fees) = &current.fees {
             if !fees.schedule.plans.contains_key(&m.fee_plan) {
-                return Err(m_err(line_err(*line, "fee_plan", format!("{:?} is not a plan of the recorded fee schedule", m.fee_plan))));
+                return Err(m_err(line_err(
+                    *line,
+                    "fee_plan",
+                    format!(
+                        "{:?} is not a plan of the recorded fee schedule",
+                        m.fee_plan
+                    ),
+                )));
             }
         }
         match next.merchants.get(&m.merchant_id) {
             Some(old) if old.value == m => {}
             Some(old) => {
-                let v = Versioned { version: old.version + 1, value: m };
+                let v = Versioned {
+                    version: old.version + 1,
+                    value: m,
+                };
                 next.put_merchant(v.version, v.value.clone());
                 changes.push(RegistryChange::MerchantUpdated(v));
             }
             None => {
-                let v = Versioned { version: 1, value: m };
+                let v = Versioned {
+                    version: 1,
+                    value: m,
+                };
                 next.put_merchant(1, v.value.clone());
                 changes.push(RegistryChange::MerchantRegistered(v));
             }
@@ -328,7 +444,10 @@ pub fn plan_registry_load(
                 return Err(m_err(line_err(
                     line,
                     "terminals",
-                    format!("terminal {t} would be bound to both {other} and {}", m.value.merchant_id),
+                    format!(
+                        "terminal {t} would be bound to both {other} and {}",
+                        m.value.merchant_id
+                    ),
                 )));
             }
         }

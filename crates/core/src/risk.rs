@@ -28,7 +28,12 @@ impl RiskFlag {
 }
 
 /// The flags of a record, in the order SPEC §6 lists them.
-pub fn flags(reference: &Reference, merchant_id: &str, terminal_id: &str, mcc: Option<&str>) -> Vec<RiskFlag> {
+pub fn flags(
+    reference: &Reference,
+    merchant_id: &str,
+    terminal_id: &str,
+    mcc: Option<&str>,
+) -> Vec<RiskFlag> {
     let mut out = Vec::new();
     match reference.terminal_owner(terminal_id) {
         None => out.push(RiskFlag::TerminalUnbound),

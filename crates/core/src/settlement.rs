@@ -14,7 +14,10 @@ use crate::risk::RiskFlag;
 pub fn add_delta(acc: &mut RowDelta, d: &RowDelta) -> Result<(), Overflow> {
     acc.sales_count = acc.sales_count.checked_add(d.sales_count).ok_or(Overflow)?;
     acc.sales_amount = acc.sales_amount.checked_add(d.sales_amount)?;
-    acc.refund_count = acc.refund_count.checked_add(d.refund_count).ok_or(Overflow)?;
+    acc.refund_count = acc
+        .refund_count
+        .checked_add(d.refund_count)
+        .ok_or(Overflow)?;
     acc.refund_amount = acc.refund_amount.checked_add(d.refund_amount)?;
     acc.fee = acc.fee.checked_add(d.fee)?;
     Ok(())
@@ -63,7 +66,10 @@ pub fn settlement_report(
         if key.business_date != business_date || d.sales_count + d.refund_count <= 0 {
             continue;
         }
-        let net = d.sales_amount.checked_sub(d.refund_amount)?.checked_sub(d.fee)?;
+        let net = d
+            .sales_amount
+            .checked_sub(d.refund_amount)?
+            .checked_sub(d.fee)?;
         totals.sales_amount = totals.sales_amount.checked_add(d.sales_amount)?;
         totals.refund_amount = totals.refund_amount.checked_add(d.refund_amount)?;
         totals.fee = totals.fee.checked_add(d.fee)?;
@@ -82,9 +88,17 @@ pub fn settlement_report(
         });
     }
     merchants.sort_by(|a, b| {
-        (&a.merchant_id, a.payout_date, &a.intermediary_id).cmp(&(&b.merchant_id, b.payout_date, &b.intermediary_id))
+        (&a.merchant_id, a.payout_date, &a.intermediary_id).cmp(&(
+            &b.merchant_id,
+            b.payout_date,
+            &b.intermediary_id,
+        ))
     });
-    Ok(SettlementReport { business_date, merchants, totals })
+    Ok(SettlementReport {
+        business_date,
+        merchants,
+        totals,
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,7 +143,11 @@ pub fn risk_report(
         flagged,
         exposure: exposure
             .into_iter()
-            .map(|((intermediary_id, payout_date), net)| Exposure { intermediary_id, payout_date, net })
+            .map(|((intermediary_id, payout_date), net)| Exposure {
+                intermediary_id,
+                payout_date,
+                net,
+            })
             .collect(),
     })
 }

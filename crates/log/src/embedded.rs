@@ -4,7 +4,10 @@
 //! records is one sled insert and every record keeps a stable offset.
 //!
 //! Chunk encoding, repeated per record: `u16 key_len | key | u32 len | payload`
-//! (big-endian lengths).
+//! (big-endian lengths), the whole chunk compressed with LZ4 (size-prefixed
+//! block). sled keeps values inline in its tree nodes and rewrites a node
+//! with all its values when it changes, so the bytes per value matter far
+//! more than the number of values: JSON events compress several times over.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,9 +17,10 @@ use tracing::instrument;
 
 use crate::{Delivered, EventLog, LogError, Position, Record, Topic, TopicNames};
 
-/// Records per chunk. Bounds the memory of one sled value (a few MiB of
-/// JSON) while keeping per-record sled overhead negligible.
-const CHUNK_RECORDS_MAX: usize = 4096;
+/// Records per chunk. Small enough that a sled node rewrite stays cheap
+/// (a chunk compresses to tens of KiB), large enough that the per-insert
+/// cost of sled (microseconds) vanishes per record.
+const CHUNK_RECORDS_MAX: usize = 512;
 
 pub struct EmbeddedLog {
     path: PathBuf,
@@ -36,8 +40,16 @@ impl EmbeddedLog {
             .cache_capacity(64 * 1024 * 1024)
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|source| LogError::Storage { path: path.display().to_string(), source })?;
-        let log = EmbeddedLog { path, db, topics, next: Mutex::new(HashMap::new()) };
+            .map_err(|source| LogError::Storage {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let log = EmbeddedLog {
+            path,
+            db,
+            topics,
+            next: Mutex::new(HashMap::new()),
+        };
         let mut next = HashMap::new();
         for topic in [Topic::Events, Topic::Rejected] {
             next.insert(topic, log.end_offset(topic)?);
@@ -47,15 +59,23 @@ impl EmbeddedLog {
     }
 
     fn storage(&self, source: sled::Error) -> LogError {
-        LogError::Storage { path: self.path.display().to_string(), source }
+        LogError::Storage {
+            path: self.path.display().to_string(),
+            source,
+        }
     }
 
     fn corrupt(&self, detail: impl Into<String>) -> LogError {
-        LogError::Corrupt { path: self.path.display().to_string(), detail: detail.into() }
+        LogError::Corrupt {
+            path: self.path.display().to_string(),
+            detail: detail.into(),
+        }
     }
 
     fn tree(&self, topic: Topic) -> Result<sled::Tree, LogError> {
-        self.db.open_tree(self.topics.name(topic)).map_err(|e| self.storage(e))
+        self.db
+            .open_tree(self.topics.name(topic))
+            .map_err(|e| self.storage(e))
     }
 
     fn end_offset(&self, topic: Topic) -> Result<u64, LogError> {
@@ -63,8 +83,10 @@ impl EmbeddedLog {
         match tree.last().map_err(|e| self.storage(e))? {
             None => Ok(0),
             Some((k, v)) => {
-                let base = decode_base(&k).ok_or_else(|| self.corrupt("chunk key is not 8 bytes"))?;
-                let count = decode_chunk(&v).map_err(|d| self.corrupt(d))?.len() as u64;
+                let base =
+                    decode_base(&k).ok_or_else(|| self.corrupt("chunk key is not 8 bytes"))?;
+                let plain = decompress(&v).map_err(|d| self.corrupt(d))?;
+                let count = decode_chunk(&plain).map_err(|d| self.corrupt(d))?.len() as u64;
                 Ok(base + count)
             }
         }
@@ -77,7 +99,12 @@ impl EmbeddedLog {
 
     /// Offset one past the last record of a topic.
     pub fn end(&self, topic: Topic) -> u64 {
-        *self.next.lock().expect("log mutex").get(&topic).unwrap_or(&0)
+        *self
+            .next
+            .lock()
+            .expect("log mutex")
+            .get(&topic)
+            .unwrap_or(&0)
     }
 }
 
@@ -86,26 +113,38 @@ fn decode_base(k: &[u8]) -> Option<u64> {
 }
 
 fn encode_chunk(records: &[Record]) -> Vec<u8> {
-    let size: usize = records.iter().map(|r| 6 + r.key.len() + r.payload.len()).sum();
+    let size: usize = records
+        .iter()
+        .map(|r| 6 + r.key.len() + r.payload.len())
+        .sum();
     let mut out = Vec::with_capacity(size);
     for r in records {
-        let key_len = u16::try_from(r.key.len()).expect("record keys are merchant ids, far below 64 KiB");
+        let key_len =
+            u16::try_from(r.key.len()).expect("record keys are merchant ids, far below 64 KiB");
         let len = u32::try_from(r.payload.len()).expect("records are far below 4 GiB");
         out.extend_from_slice(&key_len.to_be_bytes());
         out.extend_from_slice(r.key.as_bytes());
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&r.payload);
     }
-    out
+    lz4_flex::compress_prepend_size(&out)
 }
 
-/// Splits a chunk into `(key, payload)` slices.
+fn decompress(chunk: &[u8]) -> Result<Vec<u8>, String> {
+    lz4_flex::decompress_size_prepended(chunk)
+        .map_err(|e| format!("chunk does not decompress: {e}"))
+}
+
+/// Splits a decompressed chunk into `(key, payload)` slices.
 fn decode_chunk(bytes: &[u8]) -> Result<Vec<(&str, &[u8])>, String> {
     let mut out = Vec::new();
     let mut rest = bytes;
     fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
         if rest.len() < n {
-            return Err(format!("chunk truncated: wanted {n} bytes, {} left", rest.len()));
+            return Err(format!(
+                "chunk truncated: wanted {n} bytes, {} left",
+                rest.len()
+            ));
         }
         let (head, tail) = rest.split_at(n);
         *rest = tail;
@@ -113,7 +152,8 @@ fn decode_chunk(bytes: &[u8]) -> Result<Vec<(&str, &[u8])>, String> {
     }
     while !rest.is_empty() {
         let key_len = u16::from_be_bytes(take(&mut rest, 2)?.try_into().expect("2 bytes")) as usize;
-        let key = std::str::from_utf8(take(&mut rest, key_len)?).map_err(|e| format!("record key: {e}"))?;
+        let key = std::str::from_utf8(take(&mut rest, key_len)?)
+            .map_err(|e| format!("record key: {e}"))?;
         let len = u32::from_be_bytes(take(&mut rest, 4)?.try_into().expect("4 bytes")) as usize;
         out.push((key, take(&mut rest, len)?));
     }
@@ -140,16 +180,30 @@ impl EventLog for EmbeddedLog {
         // this returns, and the write model must never be ahead of the log.
         self.db.flush().map_err(|e| self.storage(e))?;
         next.insert(topic, base);
-        Ok((start..base).map(|offset| Position { partition: 0, offset }).collect())
+        Ok((start..base)
+            .map(|offset| Position {
+                partition: 0,
+                offset,
+            })
+            .collect())
     }
 
     fn partitions(&self, _topic: Topic) -> Result<u32, LogError> {
         Ok(1)
     }
 
-    fn read(&self, topic: Topic, partition: u32, offset: u64, records_max: usize) -> Result<Vec<Delivered>, LogError> {
+    fn read(
+        &self,
+        topic: Topic,
+        partition: u32,
+        offset: u64,
+        records_max: usize,
+    ) -> Result<Vec<Delivered>, LogError> {
         if partition != 0 {
-            return Err(LogError::NoSuchPartition { topic: self.topics.name(topic).to_string(), partition });
+            return Err(LogError::NoSuchPartition {
+                topic: self.topics.name(topic).to_string(),
+                partition,
+            });
         }
         let tree = self.tree(topic)?;
         // The chunk holding `offset` is the last one whose base is <= offset.
@@ -161,7 +215,12 @@ impl EventLog for EmbeddedLog {
         for kv in tree.range(first_base.to_be_bytes()..) {
             let (k, v) = kv.map_err(|e| self.storage(e))?;
             let base = decode_base(&k).ok_or_else(|| self.corrupt("chunk key is not 8 bytes"))?;
-            for (i, (key, payload)) in decode_chunk(&v).map_err(|d| self.corrupt(d))?.into_iter().enumerate() {
+            let plain = decompress(&v).map_err(|d| self.corrupt(d))?;
+            for (i, (key, payload)) in decode_chunk(&plain)
+                .map_err(|d| self.corrupt(d))?
+                .into_iter()
+                .enumerate()
+            {
                 let at = base + i as u64;
                 if at < offset {
                     continue;
@@ -170,7 +229,10 @@ impl EventLog for EmbeddedLog {
                     return Ok(out);
                 }
                 out.push(Delivered {
-                    position: Position { partition: 0, offset: at },
+                    position: Position {
+                        partition: 0,
+                        offset: at,
+                    },
                     key: key.to_string(),
                     payload: payload.to_vec(),
                 });
@@ -192,7 +254,10 @@ mod tests {
     use super::*;
 
     fn rec(key: &str, payload: &str) -> Record {
-        Record { key: key.to_string(), payload: payload.as_bytes().to_vec() }
+        Record {
+            key: key.to_string(),
+            payload: payload.as_bytes().to_vec(),
+        }
     }
 
     #[test]
@@ -201,7 +266,9 @@ mod tests {
         let topics = TopicNames::with_prefix("t");
         {
             let log = EmbeddedLog::open(dir.path(), topics.clone()).unwrap();
-            let p = log.append(Topic::Events, &[rec("a", "1"), rec("b", "2")]).unwrap();
+            let p = log
+                .append(Topic::Events, &[rec("a", "1"), rec("b", "2")])
+                .unwrap();
             assert_eq!(p.iter().map(|p| p.offset).collect::<Vec<_>>(), vec![0, 1]);
             log.flush().unwrap();
         }
@@ -209,7 +276,10 @@ mod tests {
         let p = log.append(Topic::Events, &[rec("c", "3")]).unwrap();
         assert_eq!(p[0].offset, 2);
         let all = log.read(Topic::Events, 0, 0, 10).unwrap();
-        assert_eq!(all.iter().map(|d| d.payload.clone()).collect::<Vec<_>>(), vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]);
+        assert_eq!(
+            all.iter().map(|d| d.payload.clone()).collect::<Vec<_>>(),
+            vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]
+        );
         assert_eq!(all[2].key, "c");
         assert!(log.read(Topic::Rejected, 0, 0, 10).unwrap().is_empty());
     }
@@ -218,13 +288,20 @@ mod tests {
     fn reads_from_inside_a_chunk_and_respects_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let log = EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap();
-        let records: Vec<Record> = (0..(CHUNK_RECORDS_MAX + 10)).map(|i| rec("k", &i.to_string())).collect();
+        let records: Vec<Record> = (0..(CHUNK_RECORDS_MAX + 10))
+            .map(|i| rec("k", &i.to_string()))
+            .collect();
         log.append(Topic::Events, &records).unwrap();
-        let got = log.read(Topic::Events, 0, CHUNK_RECORDS_MAX as u64 - 2, 5).unwrap();
+        let got = log
+            .read(Topic::Events, 0, CHUNK_RECORDS_MAX as u64 - 2, 5)
+            .unwrap();
         let offsets: Vec<u64> = got.iter().map(|d| d.position.offset).collect();
         let first = CHUNK_RECORDS_MAX as u64 - 2;
         assert_eq!(offsets, (first..first + 5).collect::<Vec<_>>());
         assert_eq!(got[0].payload, first.to_string().into_bytes());
-        assert!(log.read(Topic::Events, 0, records.len() as u64, 5).unwrap().is_empty());
+        assert!(log
+            .read(Topic::Events, 0, records.len() as u64, 5)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -26,9 +26,13 @@ impl fmt::Display for Position {
 impl std::str::FromStr for Position {
     type Err = String;
     fn from_str(s: &str) -> Result<Position, String> {
-        let (p, o) = s.split_once(':').ok_or_else(|| format!("{s:?} is not PARTITION:OFFSET"))?;
+        let (p, o) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?} is not PARTITION:OFFSET"))?;
         Ok(Position {
-            partition: p.parse().map_err(|_| format!("{p:?} is not a partition number"))?,
+            partition: p
+                .parse()
+                .map_err(|_| format!("{p:?} is not a partition number"))?,
             offset: o.parse().map_err(|_| format!("{o:?} is not an offset"))?,
         })
     }
@@ -52,7 +56,10 @@ pub struct TopicNames {
 
 impl TopicNames {
     pub fn with_prefix(prefix: &str) -> TopicNames {
-        TopicNames { events: format!("{prefix}.events"), rejected: format!("{prefix}.rejected") }
+        TopicNames {
+            events: format!("{prefix}.events"),
+            rejected: format!("{prefix}.rejected"),
+        }
     }
 
     pub fn name(&self, topic: Topic) -> &str {
@@ -110,7 +117,13 @@ pub trait EventLog {
     /// Reads up to `records_max` records of one partition from `offset` on.
     /// An empty answer means the reader has reached the end of the
     /// partition for now.
-    fn read(&self, topic: Topic, partition: u32, offset: u64, records_max: usize) -> Result<Vec<Delivered>, LogError>;
+    fn read(
+        &self,
+        topic: Topic,
+        partition: u32,
+        offset: u64,
+        records_max: usize,
+    ) -> Result<Vec<Delivered>, LogError>;
 
     /// A human description for messages (`embedded log at DIR`, `kafka at …`).
     fn describe(&self) -> String;

@@ -37,21 +37,34 @@ pub fn parse_fees(file: &str, text: &str) -> Result<FeeSchedule, InputError> {
         field: field.to_string(),
         reason,
     };
-    let raw: RawFees = toml::from_str(text).map_err(|e| {
-        err(e.span(), "(syntax)", e.message().trim().to_string())
-    })?;
-    let string = |v: &Spanned<toml::Value>, field: &str, example: &str| -> Result<String, InputError> {
-        match v.get_ref() {
-            toml::Value::String(s) => Ok(s.clone()),
-            other => Err(err(Some(v.span()), field, format!("must be a string such as {example}, got a {}", other.type_str()))),
-        }
-    };
-    let cutoff_v = raw.cutoff.ok_or_else(|| err(None, "cutoff", "missing (e.g. cutoff = \"23:00\")".into()))?;
+    let raw: RawFees = toml::from_str(text)
+        .map_err(|e| err(e.span(), "(syntax)", e.message().trim().to_string()))?;
+    let string =
+        |v: &Spanned<toml::Value>, field: &str, example: &str| -> Result<String, InputError> {
+            match v.get_ref() {
+                toml::Value::String(s) => Ok(s.clone()),
+                other => Err(err(
+                    Some(v.span()),
+                    field,
+                    format!(
+                        "must be a string such as {example}, got a {}",
+                        other.type_str()
+                    ),
+                )),
+            }
+        };
+    let cutoff_v = raw
+        .cutoff
+        .ok_or_else(|| err(None, "cutoff", "missing (e.g. cutoff = \"23:00\")".into()))?;
     let cutoff = parse_cutoff(&string(&cutoff_v, "cutoff", "\"23:00\"")?)
         .map_err(|r| err(Some(cutoff_v.span()), "cutoff", r))?;
     let raw_plans = raw.plans.unwrap_or_default();
     if raw_plans.is_empty() {
-        return Err(err(None, "plans", "no fee plan defined ([plans.NAME])".into()));
+        return Err(err(
+            None,
+            "plans",
+            "no fee plan defined ([plans.NAME])".into(),
+        ));
     }
     let mut plans = BTreeMap::new();
     for (plan_name, channels) in raw_plans {
@@ -62,17 +75,26 @@ pub fn parse_fees(file: &str, text: &str) -> Result<FeeSchedule, InputError> {
             // line of the entry in the documented inline-table form.
             let span = fee.rate.as_ref().or(fee.cap.as_ref()).map(|v| v.span());
             let channel = Channel::parse(&channel_name).ok_or_else(|| {
-                err(span.clone(), &field, "unknown channel (debit_card, credit_card, wechat, alipay, unionpay_qr)".into())
+                err(
+                    span.clone(),
+                    &field,
+                    "unknown channel (debit_card, credit_card, wechat, alipay, unionpay_qr)".into(),
+                )
             })?;
             let rate_field = format!("{field}.rate");
-            let rate_v = fee.rate.ok_or_else(|| err(span.clone(), &rate_field, "missing".into()))?;
+            let rate_v = fee
+                .rate
+                .ok_or_else(|| err(span.clone(), &rate_field, "missing".into()))?;
             let rate = parse_rate(&string(&rate_v, &rate_field, "\"0.006\"")?)
                 .map_err(|r| err(Some(rate_v.span()), &rate_field, r))?;
             let cap = match fee.cap {
                 None => None,
                 Some(cap_v) => {
                     let cap_field = format!("{field}.cap");
-                    Some(parse_cap(&string(&cap_v, &cap_field, "\"20.00\"")?).map_err(|r| err(Some(cap_v.span()), &cap_field, r))?)
+                    Some(
+                        parse_cap(&string(&cap_v, &cap_field, "\"20.00\"")?)
+                            .map_err(|r| err(Some(cap_v.span()), &cap_field, r))?,
+                    )
                 }
             };
             plan.insert(channel, ChannelFee { rate, cap });
@@ -119,14 +141,21 @@ credit_card = { rate = "0.006" }
         assert_eq!(e.field, "plans.standard.credit_card.rate");
         let float = GOOD.replace("\"0.006\"", "0.006");
         let e = parse_fees("fees.toml", &float).unwrap_err();
-        assert_eq!((e.line, e.field.as_str()), (Some(4), "plans.standard.credit_card.rate"));
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (Some(4), "plans.standard.credit_card.rate")
+        );
         let pct = GOOD.replace("\"0.006\"", "\"1.5\"");
-        assert!(parse_fees("fees.toml", &pct).unwrap_err().reason.contains("below 1"));
+        assert!(parse_fees("fees.toml", &pct)
+            .unwrap_err()
+            .reason
+            .contains("below 1"));
     }
 
     #[test]
     fn unknown_channel_and_bad_cutoff_are_named() {
-        let e = parse_fees("fees.toml", &GOOD.replace("credit_card =", "creditcard =")).unwrap_err();
+        let e =
+            parse_fees("fees.toml", &GOOD.replace("credit_card =", "creditcard =")).unwrap_err();
         assert_eq!(e.field, "plans.standard.creditcard");
         let e = parse_fees("fees.toml", &GOOD.replace("23:00", "25:00")).unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (Some(1), "cutoff"));

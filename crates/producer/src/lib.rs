@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use clearing_core::events::RecordRejected;
-use clearing_core::ingest::{decide, sha256_hex, Outcome, Reason};
+use clearing_core::ingest::{decide_prepared, prepare, sha256_hex, Outcome, Reason, Rejection};
 use clearing_core::mask::{mask_raw_line, mask_raw_with};
 use clearing_core::registry::{plan_registry_load, RegistryChange, VersionedFees};
 use clearing_core::{Event, EventBody};
@@ -25,7 +25,7 @@ pub use writemodel::{WriteModel, WriteModelError};
 
 /// Input lines decided per batch: one log append and one write-model commit
 /// each. Bounds memory (a few MiB of events) and the work a crash repeats.
-pub const INGEST_BATCH_LINES_MAX: usize = 4096;
+pub const INGEST_BATCH_LINES_MAX: usize = 16_384;
 
 /// Longest input line accepted. Transaction records are a few hundred
 /// bytes; a longer line is not a record and is dead-lettered (truncated).
@@ -48,9 +48,18 @@ pub enum ProducerError {
     #[error("no fee schedule is recorded yet: run `clearing fees load FILE` first")]
     NoFeeSchedule,
     #[error("reading {source_name} after line {line}: {error}")]
-    Read { source_name: String, line: u64, error: std::io::Error },
+    Read {
+        source_name: String,
+        line: u64,
+        error: std::io::Error,
+    },
     #[error("publishing to the {log}: {error} (lines up to {committed_line} of {source_name} are recorded; run the same file again to complete it)")]
-    Publish { log: String, error: LogError, source_name: String, committed_line: u64 },
+    Publish {
+        log: String,
+        error: LogError,
+        source_name: String,
+        committed_line: u64,
+    },
     #[error("{0}")]
     Log(#[from] LogError),
     #[error("{0}")]
@@ -61,13 +70,22 @@ pub enum ProducerError {
 
 /// Publishes decided events (already applied to the write model as
 /// pending) and then commits the write model at the new log end.
-fn publish<L: EventLog + ?Sized>(log: &L, wm: &mut WriteModel, events: &[Event]) -> Result<(), LogError> {
+fn publish<L: EventLog + ?Sized>(
+    log: &L,
+    wm: &mut WriteModel,
+    events: &[Event],
+) -> Result<(), LogError> {
     if events.is_empty() {
         return Ok(());
     }
+    use rayon::prelude::*;
     let records: Vec<Record> = events
-        .iter()
-        .map(|e| Record { key: e.key().to_string(), payload: e.encode() })
+        .par_iter()
+        .with_min_len(256)
+        .map(|e| Record {
+            key: e.key().to_string(),
+            payload: e.encode(),
+        })
         .collect();
     let positions = log.append(Topic::Events, &records)?;
     let mut ends: BTreeMap<u32, u64> = BTreeMap::new();
@@ -75,9 +93,8 @@ fn publish<L: EventLog + ?Sized>(log: &L, wm: &mut WriteModel, events: &[Event])
         let e = ends.entry(p.partition).or_insert(0);
         *e = (*e).max(p.offset + 1);
     }
-    for (partition, next) in ends {
-        wm.commit(partition, next).map_err(|e| LogError::Broker(e.to_string()))?;
-    }
+    wm.commit(&ends)
+        .map_err(|e| LogError::Broker(e.to_string()))?;
     Ok(())
 }
 
@@ -100,20 +117,32 @@ pub fn load_fees<L: EventLog + ?Sized>(
     let current = wm.reference.fees.as_ref();
     if let Some(c) = current {
         if c.schedule == schedule && c.calendar == calendar {
-            return Ok(FeesLoaded { version: c.version, changed: false });
+            return Ok(FeesLoaded {
+                version: c.version,
+                changed: false,
+            });
         }
     }
     let version = current.map_or(1, |c| c.version + 1);
-    let event = Event {
+    let mut event = Event {
         event_id: format!("fees:v{version}"),
+        seq: 0,
         merchant_id: None,
         occurred_at: recorded_at.to_string(),
         recorded_at: recorded_at.to_string(),
-        body: EventBody::FeeScheduleLoaded(VersionedFees { version, schedule, calendar }),
+        body: EventBody::FeeScheduleLoaded(VersionedFees {
+            version,
+            schedule,
+            calendar,
+        }),
     };
+    wm.assign_seq(&mut event);
     wm.apply_pending(&event);
     publish(log, wm, std::slice::from_ref(&event))?;
-    Ok(FeesLoaded { version, changed: true })
+    Ok(FeesLoaded {
+        version,
+        changed: true,
+    })
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -145,45 +174,65 @@ pub fn load_registry<L: EventLog + ?Sized>(
 ) -> Result<RegistryLoaded, ProducerError> {
     wm.catch_up(log)?;
     let m_lines = numbered_lines(merchants.1);
-    let i_lines = intermediaries.map(|(_, t)| numbered_lines(t)).unwrap_or_default();
-    let changes = plan_registry_load(&wm.reference, &m_lines, &i_lines).map_err(|e| InputError {
-        file: match e.file {
-            "merchants" => merchants.0.to_string(),
-            _ => intermediaries.map_or("intermediaries", |i| i.0).to_string(),
-        },
-        line: Some(e.error.line),
-        field: e.error.field,
-        reason: e.error.reason,
-    })?;
+    let i_lines = intermediaries
+        .map(|(_, t)| numbered_lines(t))
+        .unwrap_or_default();
+    let changes =
+        plan_registry_load(&wm.reference, &m_lines, &i_lines).map_err(|e| InputError {
+            file: match e.file {
+                "merchants" => merchants.0.to_string(),
+                _ => intermediaries.map_or("intermediaries", |i| i.0).to_string(),
+            },
+            line: Some(e.error.line),
+            field: e.error.field,
+            reason: e.error.reason,
+        })?;
     let mut summary = RegistryLoaded {
         unchanged: (m_lines.len() + i_lines.len() - changes.len()) as u64,
         ..RegistryLoaded::default()
     };
-    let events: Vec<Event> = changes
+    let mut events: Vec<Event> = changes
         .into_iter()
         .map(|c| {
             let (event_id, merchant_id, body) = match c {
                 RegistryChange::IntermediaryRegistered(v) => {
                     summary.intermediaries_registered += 1;
-                    (format!("intermediary:{}:v{}", v.value.intermediary_id, v.version), None, EventBody::IntermediaryRegistered(v))
+                    (
+                        format!("intermediary:{}:v{}", v.value.intermediary_id, v.version),
+                        None,
+                        EventBody::IntermediaryRegistered(v),
+                    )
                 }
                 RegistryChange::IntermediaryUpdated(v) => {
                     summary.intermediaries_updated += 1;
-                    (format!("intermediary:{}:v{}", v.value.intermediary_id, v.version), None, EventBody::IntermediaryUpdated(v))
+                    (
+                        format!("intermediary:{}:v{}", v.value.intermediary_id, v.version),
+                        None,
+                        EventBody::IntermediaryUpdated(v),
+                    )
                 }
                 RegistryChange::MerchantRegistered(v) => {
                     summary.merchants_registered += 1;
                     let id = v.value.merchant_id.clone();
-                    (format!("merchant:{id}:v{}", v.version), Some(id), EventBody::MerchantRegistered(v))
+                    (
+                        format!("merchant:{id}:v{}", v.version),
+                        Some(id),
+                        EventBody::MerchantRegistered(v),
+                    )
                 }
                 RegistryChange::MerchantUpdated(v) => {
                     summary.merchants_updated += 1;
                     let id = v.value.merchant_id.clone();
-                    (format!("merchant:{id}:v{}", v.version), Some(id), EventBody::MerchantUpdated(v))
+                    (
+                        format!("merchant:{id}:v{}", v.version),
+                        Some(id),
+                        EventBody::MerchantUpdated(v),
+                    )
                 }
             };
             Event {
                 event_id,
+                seq: 0,
                 merchant_id,
                 occurred_at: recorded_at.to_string(),
                 recorded_at: recorded_at.to_string(),
@@ -191,7 +240,8 @@ pub fn load_registry<L: EventLog + ?Sized>(
             }
         })
         .collect();
-    for e in &events {
+    for e in &mut events {
+        wm.assign_seq(e);
         wm.apply_pending(e);
     }
     publish(log, wm, &events)?;
@@ -241,18 +291,23 @@ pub fn ingest<L: EventLog + ?Sized>(
     mut progress: impl FnMut(&IngestSummary),
 ) -> Result<IngestSummary, ProducerError> {
     wm.catch_up(log)?;
-    let fees = wm.reference.fees.clone().ok_or(ProducerError::NoFeeSchedule)?;
+    let fees = wm
+        .reference
+        .fees
+        .clone()
+        .ok_or(ProducerError::NoFeeSchedule)?;
     let mut summary = IngestSummary::default();
     let mut line_no: u64 = 0;
     let mut committed_line: u64 = 0;
-    let mut buf = Vec::with_capacity(1024);
     let mut events: Vec<Event> = Vec::with_capacity(INGEST_BATCH_LINES_MAX);
     let mut dead: Vec<Record> = Vec::new();
+    let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(INGEST_BATCH_LINES_MAX);
     loop {
         let recorded_at = clock();
-        let mut lines_in_batch = 0;
         let mut more = true;
-        while lines_in_batch < INGEST_BATCH_LINES_MAX {
+        lines.clear();
+        while lines.len() < INGEST_BATCH_LINES_MAX {
+            let mut buf = Vec::with_capacity(512);
             more = read_line(&mut input, &mut buf).map_err(|error| ProducerError::Read {
                 source_name: source_name.to_string(),
                 line: line_no,
@@ -262,11 +317,32 @@ pub fn ingest<L: EventLog + ?Sized>(
                 break;
             }
             line_no += 1;
-            if buf.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            if !buf.iter().all(u8::is_ascii_whitespace) {
+                lines.push((line_no, buf));
             }
-            lines_in_batch += 1;
-            decide_line(&fees, wm, source_name, line_no, &buf, &recorded_at, &mut summary, &mut events, &mut dead);
+        }
+        // The stateless checks (JSON, masking, digest, field types) run in
+        // parallel; the decisions that read the ledger run in input order.
+        let prepared: Vec<(u64, Prepared)> = {
+            use rayon::prelude::*;
+            lines
+                .par_iter()
+                .with_min_len(64)
+                .map(|(n, bytes)| (*n, prepare_line(bytes)))
+                .collect()
+        };
+        for (n, p) in prepared {
+            decide_line(
+                &fees,
+                wm,
+                source_name,
+                n,
+                p,
+                &recorded_at,
+                &mut summary,
+                &mut events,
+                &mut dead,
+            );
         }
         let publish_err = |error| ProducerError::Publish {
             log: log.describe(),
@@ -289,41 +365,55 @@ pub fn ingest<L: EventLog + ?Sized>(
     Ok(summary)
 }
 
+/// A line after the stateless checks, with the text its dead letter needs.
+struct Prepared {
+    text: String,
+    outcome: Result<clearing_core::ingest::Prepared, Rejection>,
+}
+
+fn prepare_line(bytes: &[u8]) -> Prepared {
+    let early = |detail: String| Rejection {
+        reason: Reason::InvalidJson,
+        field: None,
+        detail,
+        card: None,
+    };
+    match std::str::from_utf8(bytes) {
+        Err(_) => Prepared {
+            text: String::from_utf8_lossy(bytes).into_owned(),
+            outcome: Err(early("line is not valid UTF-8".to_string())),
+        },
+        Ok(_) if bytes.len() > LINE_BYTES_MAX => Prepared {
+            text: String::from_utf8_lossy(&bytes[..4096]).into_owned(),
+            outcome: Err(early(format!("line is longer than {LINE_BYTES_MAX} bytes"))),
+        },
+        Ok(text) => Prepared {
+            outcome: prepare(text),
+            text: text.to_string(),
+        },
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn decide_line(
     fees: &VersionedFees,
     wm: &mut WriteModel,
     source_name: &str,
     line_no: u64,
-    bytes: &[u8],
+    p: Prepared,
     recorded_at: &str,
     summary: &mut IngestSummary,
     events: &mut Vec<Event>,
     dead: &mut Vec<Record>,
 ) {
-    let (outcome, text) = match std::str::from_utf8(bytes) {
-        Err(_) => (
-            Outcome::Rejected(clearing_core::ingest::Rejection {
-                reason: Reason::InvalidJson,
-                field: None,
-                detail: "line is not valid UTF-8".to_string(),
-                card: None,
-            }),
-            String::from_utf8_lossy(bytes).into_owned(),
-        ),
-        Ok(_) if bytes.len() > LINE_BYTES_MAX => (
-            Outcome::Rejected(clearing_core::ingest::Rejection {
-                reason: Reason::InvalidJson,
-                field: None,
-                detail: format!("line is longer than {LINE_BYTES_MAX} bytes"),
-                card: None,
-            }),
-            String::from_utf8_lossy(&bytes[..4096]).into_owned(),
-        ),
-        Ok(text) => (decide(&wm.reference, fees, &wm.view(), recorded_at, text), text.to_string()),
+    let outcome = match p.outcome {
+        Ok(prepared) => decide_prepared(&wm.reference, fees, wm.view(), recorded_at, prepared),
+        Err(r) => Outcome::Rejected(r),
     };
+    let text = p.text;
     match outcome {
-        Outcome::Accepted(event) => {
+        Outcome::Accepted(mut event) => {
+            wm.assign_seq(&mut event);
             wm.apply_pending(&event);
             summary.accepted += 1;
             events.push(*event);
@@ -335,9 +425,20 @@ fn decide_line(
                 Some(card) => mask_raw_with(&text, card),
                 None => mask_raw_line(&text),
             };
-            tracing::debug!(line = line_no, reason = r.reason.as_str(), field = r.field, "record rejected");
+            tracing::debug!(
+                line = line_no,
+                reason = r.reason.as_str(),
+                field = r.field,
+                "record rejected"
+            );
             let event = Event {
-                event_id: format!("rejected:{}", &sha256_hex(format!("{source_name}\n{line_no}\n{recorded_at}\n{raw}").as_bytes())[..32]),
+                seq: 0,
+                event_id: format!(
+                    "rejected:{}",
+                    &sha256_hex(
+                        format!("{source_name}\n{line_no}\n{recorded_at}\n{raw}").as_bytes()
+                    )[..32]
+                ),
                 merchant_id: None,
                 occurred_at: recorded_at.to_string(),
                 recorded_at: recorded_at.to_string(),
@@ -350,7 +451,10 @@ fn decide_line(
                     detail: r.detail,
                 }),
             };
-            dead.push(Record { key: source_name.to_string(), payload: event.encode() });
+            dead.push(Record {
+                key: source_name.to_string(),
+                payload: event.encode(),
+            });
         }
     }
 }

@@ -1,23 +1,32 @@
 //! The write model: what ingest needs to decide (accepted `txn_id`s with
 //! their content digests, sales with their refundable remainder, the
-//! registry, the fee schedule). It is itself a projection of the ledger,
-//! stored in sled at `DATA_DIR/writer` with its log positions in the same
-//! atomic batch as its state, and caught up from the log before any
-//! decision. A crash between publishing and storing it is therefore
-//! harmless: the next run re-applies the published events first.
+//! registry, the fee schedule, the last event number per key). It is a
+//! projection of the ledger like any other: stored in sled at
+//! `DATA_DIR/writer` with its log positions in the same atomic batch as its
+//! state, and caught up from the log before any decision. A crash between
+//! publishing and storing it is therefore harmless: the next run re-applies
+//! the published events first.
+//!
+//! The state lives in memory while the process runs. It is stored as one
+//! *segment* per commit — the changes of that batch — because a sled insert
+//! costs several microseconds and one per record would halve ingest speed.
+//! Opening replays the segments in order.
 //!
 //! Keys of the single tree: `pos/<partition u32 BE>` → next offset (u64 BE),
-//! `txn/<txn_id>` → `TxnState` JSON, `ref` → `Reference` JSON,
-//! `bad/<partition>/<offset>` → why an event could not be decoded.
+//! `seg/<segment u64 BE>` → `Segment` in postcard (an internal format,
+//! compact and fast; the segments are rebuilt from the log if this build's
+//! format ever changes), LZ4-compressed (see the embedded log for why),
+//! `ref` → `Reference` JSON.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use clearing_consumer::{catch_up, CatchUp, ConsumeError, Handler, Item, BATCH_EVENTS_MAX};
+use clearing_consumer::{catch_up, CatchUp, ConsumeError, Handler, Item};
 use clearing_core::ingest::{apply, TxnLookup, TxnState, TxnStore};
 use clearing_core::registry::Reference;
 use clearing_core::Event;
 use clearing_log::{EventLog, Topic};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteModelError {
@@ -27,6 +36,51 @@ pub enum WriteModelError {
     Corrupt { path: String, detail: String },
 }
 
+/// Events applied per batch while catching up from the log.
+const CATCH_UP_BATCH_MAX: usize = 16_384;
+
+#[derive(Serialize, Deserialize, Default)]
+struct Segment {
+    txns: Vec<(String, TxnState)>,
+    seqs: BTreeMap<String, u64>,
+}
+
+#[derive(Default)]
+struct Txns {
+    all: HashMap<String, TxnState>,
+}
+
+impl TxnLookup for Txns {
+    fn txn(&self, id: &str) -> Option<&TxnState> {
+        self.all.get(id)
+    }
+}
+
+/// Records which ids changed, for the next segment.
+struct Tracking<'a> {
+    txns: &'a mut Txns,
+    changed: &'a mut Vec<String>,
+}
+
+impl TxnLookup for Tracking<'_> {
+    fn txn(&self, id: &str) -> Option<&TxnState> {
+        self.txns.txn(id)
+    }
+}
+
+impl TxnStore for Tracking<'_> {
+    fn put_txn(&mut self, id: &str, state: TxnState) {
+        self.changed.push(id.to_string());
+        self.txns.all.insert(id.to_string(), state);
+    }
+
+    fn txn_mut(&mut self, id: &str) -> Option<&mut TxnState> {
+        let state = self.txns.all.get_mut(id)?;
+        self.changed.push(id.to_string());
+        Some(state)
+    }
+}
+
 pub struct WriteModel {
     path: PathBuf,
     tree: sled::Tree,
@@ -34,21 +88,16 @@ pub struct WriteModel {
     pub reference: Reference,
     reference_dirty: bool,
     positions: BTreeMap<u32, u64>,
-    /// Changes not yet stored: decided in this batch, or read from the log
-    /// and not yet committed.
-    dirty: HashMap<String, TxnState>,
+    txns: Txns,
+    seqs: HashMap<String, u64>,
+    changed_txns: Vec<String>,
+    changed_seqs: BTreeMap<String, u64>,
+    next_segment: u64,
 }
 
 const POS_PREFIX: &[u8] = b"pos/";
-const TXN_PREFIX: &[u8] = b"txn/";
+const SEG_PREFIX: &[u8] = b"seg/";
 const REF_KEY: &[u8] = b"ref";
-
-fn txn_key(id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(TXN_PREFIX.len() + id.len());
-    k.extend_from_slice(TXN_PREFIX);
-    k.extend_from_slice(id.as_bytes());
-    k
-}
 
 fn pos_key(partition: u32) -> Vec<u8> {
     let mut k = POS_PREFIX.to_vec();
@@ -59,7 +108,14 @@ fn pos_key(partition: u32) -> Vec<u8> {
 impl WriteModel {
     pub fn open(data_dir: &Path) -> Result<WriteModel, WriteModelError> {
         let path = data_dir.join("writer");
-        let storage = |source| WriteModelError::Storage { path: path.display().to_string(), source };
+        let storage = |source| WriteModelError::Storage {
+            path: path.display().to_string(),
+            source,
+        };
+        let corrupt = |detail: String| WriteModelError::Corrupt {
+            path: path.display().to_string(),
+            detail,
+        };
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(64 * 1024 * 1024)
@@ -67,18 +123,45 @@ impl WriteModel {
             .open()
             .map_err(storage)?;
         let tree = db.open_tree("state").map_err(storage)?;
-        let corrupt = |detail: String| WriteModelError::Corrupt { path: path.display().to_string(), detail };
         let mut reference: Reference = match tree.get(REF_KEY).map_err(storage)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("ref: {e}")))?,
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("ref: {e}")))?
+            }
             None => Reference::default(),
         };
         reference.reindex();
         let mut positions = BTreeMap::new();
         for kv in tree.scan_prefix(POS_PREFIX) {
             let (k, v) = kv.map_err(storage)?;
-            let p = u32::from_be_bytes(k[POS_PREFIX.len()..].try_into().map_err(|_| corrupt("position key".into()))?);
-            let o = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt("position value".into()))?);
+            let p = u32::from_be_bytes(
+                k[POS_PREFIX.len()..]
+                    .try_into()
+                    .map_err(|_| corrupt("position key".into()))?,
+            );
+            let o = u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("position value".into()))?,
+            );
             positions.insert(p, o);
+        }
+        let mut txns = Txns::default();
+        let mut seqs = HashMap::new();
+        let mut next_segment = 0;
+        for kv in tree.scan_prefix(SEG_PREFIX) {
+            let (k, v) = kv.map_err(storage)?;
+            let n = u64::from_be_bytes(
+                k[SEG_PREFIX.len()..]
+                    .try_into()
+                    .map_err(|_| corrupt("segment key".into()))?,
+            );
+            let plain = lz4_flex::decompress_size_prepended(&v)
+                .map_err(|e| corrupt(format!("segment {n}: {e}")))?;
+            let seg: Segment =
+                postcard::from_bytes(&plain).map_err(|e| corrupt(format!("segment {n}: {e}")))?;
+            txns.all.extend(seg.txns);
+            seqs.extend(seg.seqs);
+            next_segment = n + 1;
         }
         Ok(WriteModel {
             path,
@@ -87,17 +170,32 @@ impl WriteModel {
             reference,
             reference_dirty: false,
             positions,
-            dirty: HashMap::new(),
+            txns,
+            seqs,
+            changed_txns: Vec::new(),
+            changed_seqs: BTreeMap::new(),
+            next_segment,
         })
     }
 
     fn storage(&self, source: sled::Error) -> WriteModelError {
-        WriteModelError::Storage { path: self.path.display().to_string(), source }
+        WriteModelError::Storage {
+            path: self.path.display().to_string(),
+            source,
+        }
     }
 
     /// Applies every event published since the stored position.
-    pub fn catch_up<L: EventLog + ?Sized>(&mut self, log: &L) -> Result<CatchUp, ConsumeError<WriteModelError>> {
-        catch_up(log, Topic::Events, self, BATCH_EVENTS_MAX, |_| {})
+    pub fn catch_up<L: EventLog + ?Sized>(
+        &mut self,
+        log: &L,
+    ) -> Result<CatchUp, ConsumeError<WriteModelError>> {
+        catch_up(log, Topic::Events, self, CATCH_UP_BATCH_MAX, |_| {})
+    }
+
+    /// Numbers a new event within its key: one past the last of that key.
+    pub fn assign_seq(&self, event: &mut Event) {
+        event.seq = self.seqs.get(event.key()).copied().unwrap_or(0) + 1;
     }
 
     /// Folds an accepted event into the (not yet stored) state.
@@ -105,30 +203,65 @@ impl WriteModel {
         if !matches!(event.body, clearing_core::EventBody::TransactionRecorded(_)) {
             self.reference_dirty = true;
         }
-        let mut store = Store { dirty: &mut self.dirty, tree: &self.tree };
+        let seq = self.seqs.entry(event.key().to_string()).or_insert(0);
+        if event.seq > *seq {
+            *seq = event.seq;
+            self.changed_seqs.insert(event.key().to_string(), event.seq);
+        }
+        let mut store = Tracking {
+            txns: &mut self.txns,
+            changed: &mut self.changed_txns,
+        };
         apply(&mut self.reference, &mut store, event);
     }
 
-    /// Stores the pending state with the log position it reflects, in one
+    /// Stores the pending state with the log positions it reflects, in one
     /// atomic sled batch.
-    pub fn commit(&mut self, partition: u32, next_offset: u64) -> Result<(), WriteModelError> {
+    pub fn commit(&mut self, ends: &BTreeMap<u32, u64>) -> Result<(), WriteModelError> {
         let mut batch = sled::Batch::default();
-        for (id, state) in self.dirty.drain() {
-            batch.insert(txn_key(&id), serde_json::to_vec(&state).expect("state serialises"));
+        if !self.changed_txns.is_empty() || !self.changed_seqs.is_empty() {
+            self.changed_txns.sort_unstable();
+            self.changed_txns.dedup();
+            let seg = Segment {
+                txns: self
+                    .changed_txns
+                    .drain(..)
+                    .map(|id| {
+                        let state = self
+                            .txns
+                            .all
+                            .get(&id)
+                            .cloned()
+                            .expect("changed txn is present");
+                        (id, state)
+                    })
+                    .collect(),
+                seqs: std::mem::take(&mut self.changed_seqs),
+            };
+            let mut k = SEG_PREFIX.to_vec();
+            k.extend_from_slice(&self.next_segment.to_be_bytes());
+            let bytes = postcard::to_stdvec(&seg).expect("segment serialises");
+            batch.insert(k, lz4_flex::compress_prepend_size(&bytes));
+            self.next_segment += 1;
         }
         if self.reference_dirty {
-            batch.insert(REF_KEY, serde_json::to_vec(&self.reference).expect("reference serialises"));
+            batch.insert(
+                REF_KEY,
+                serde_json::to_vec(&self.reference).expect("reference serialises"),
+            );
             self.reference_dirty = false;
         }
-        batch.insert(pos_key(partition), &next_offset.to_be_bytes());
+        for (partition, next) in ends {
+            batch.insert(pos_key(*partition), &next.to_be_bytes());
+        }
         self.tree.apply_batch(batch).map_err(|e| self.storage(e))?;
-        self.positions.insert(partition, next_offset);
+        self.positions.extend(ends);
         Ok(())
     }
 
     /// Lookup of accepted records, pending ones included.
-    pub fn view(&self) -> View<'_> {
-        View { dirty: &self.dirty, tree: &self.tree }
+    pub fn view(&self) -> &impl TxnLookup {
+        &self.txns
     }
 
     pub fn position(&self, partition: u32) -> u64 {
@@ -148,7 +281,12 @@ impl Handler for WriteModel {
         self.positions.clone()
     }
 
-    fn apply(&mut self, partition: u32, items: Vec<Item>, next_offset: u64) -> Result<(), WriteModelError> {
+    fn apply(
+        &mut self,
+        partition: u32,
+        items: Vec<Item>,
+        next_offset: u64,
+    ) -> Result<(), WriteModelError> {
         for item in items {
             match item.event {
                 Ok(event) => self.apply_pending(&event),
@@ -161,44 +299,6 @@ impl Handler for WriteModel {
                 }
             }
         }
-        self.commit(partition, next_offset)
-    }
-}
-
-fn lookup(dirty: &HashMap<String, TxnState>, tree: &sled::Tree, id: &str) -> Option<TxnState> {
-    if let Some(s) = dirty.get(id) {
-        return Some(s.clone());
-    }
-    // A storage error here would silently turn a duplicate into a new
-    // record; it must stop the process instead.
-    let bytes = tree.get(txn_key(id)).expect("write model storage is readable")?;
-    Some(serde_json::from_slice(&bytes).expect("write model txn state decodes"))
-}
-
-pub struct View<'a> {
-    dirty: &'a HashMap<String, TxnState>,
-    tree: &'a sled::Tree,
-}
-
-impl TxnLookup for View<'_> {
-    fn txn(&self, id: &str) -> Option<TxnState> {
-        lookup(self.dirty, self.tree, id)
-    }
-}
-
-struct Store<'a> {
-    dirty: &'a mut HashMap<String, TxnState>,
-    tree: &'a sled::Tree,
-}
-
-impl TxnLookup for Store<'_> {
-    fn txn(&self, id: &str) -> Option<TxnState> {
-        lookup(self.dirty, self.tree, id)
-    }
-}
-
-impl TxnStore for Store<'_> {
-    fn put_txn(&mut self, id: &str, state: TxnState) {
-        self.dirty.insert(id.to_string(), state);
+        self.commit(&BTreeMap::from([(partition, next_offset)]))
     }
 }

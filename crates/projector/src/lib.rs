@@ -9,25 +9,28 @@
 //! | prefix | key | value |
 //! |---|---|---|
 //! | `pos/` | partition (u32 BE) | next offset to read (u64 BE) |
+//! | `hw` | — | highest event `seq` applied per key (redelivery guard) |
 //! | `row/` | `DATE/MERCHANT\0CLEARING\0INTERMEDIARY\0PAYOUT` | settlement row totals |
-//! | `txn/` | txn id | `TxnEntry`: what the ledger holds of one record |
-//! | `rrn/` | `RRN\0TXN_ID` | empty: lookup by retrieval reference number |
-//! | `rel/` | `ORIGINAL\0TXN_ID` | type of a void/reversal/refund naming a sale |
-//! | `risk/` | `DATE/TXN_ID` | flagged record |
+//! | `txn/` | `DATE/` + batch's first position | transaction index: the records of that date in that batch (LZ4 JSON) |
+//! | `risk/` | `DATE/` + batch's first position | flagged records of that date in that batch (LZ4 JSON) |
 //! | `merchant/` | `MERCHANT\0VERSION (u32 BE)` | registry entry with its position |
+//! | `intermediary/` | `ID\0VERSION (u32 BE)` | intermediary with its position |
 //! | `fees/` | version (u32 BE) | fee schedule with its position |
 //! | `bad/` | partition, offset (BE) | why an event could not be decoded |
 //!
-//! Every value is a function of the events alone, and additive values
-//! (rows) commute, so two directories that applied the same events hold
-//! byte-identical trees whatever the batch sizes or partition interleaving:
-//! `digest` hashes the tree in key order.
+//! Per-record data is stored one value per batch and business date rather
+//! than one key per record: a sled insert costs microseconds, a batch of
+//! tens of thousands of records costs a handful. Every value is a function
+//! of the events alone, and rows are sums, which commute; `digest` hashes
+//! the *records* (not the batch values) in key and position order, so two
+//! directories that applied the same events share a digest whatever their
+//! batch sizes, restarts or partition interleaving.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use clearing_consumer::{catch_up, CatchUp, ConsumeError, Handler, Item, BATCH_EVENTS_MAX};
+use clearing_consumer::{catch_up, CatchUp, ConsumeError, Handler, Item};
 use clearing_core::events::{RowDelta, RowKey, TxnRecorded};
 use clearing_core::settlement::{add_delta, FlaggedTxn};
 use clearing_core::{Channel, Event, EventBody, Fen, TxnResult, TxnType};
@@ -45,15 +48,20 @@ pub enum ProjectorError {
     Overflow { key: String },
 }
 
-/// What the projection keeps of one accepted record.
+/// Events projected per batch. Each batch is one atomic sled write; big
+/// batches make the per-row updates (one per touched merchant row) rare
+/// per event, while 32k events of a few hundred bytes bound memory to tens
+/// of MiB.
+pub const PROJECT_BATCH_MAX: usize = 32_768;
+
+/// What the transaction index keeps of one accepted record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxnEntry {
-    pub event_id: String,
-    pub event_type: String,
     /// `PARTITION:OFFSET` of the event.
     pub position: String,
     pub recorded_at: String,
     pub occurred_at: String,
+    pub txn_id: String,
     pub txn_type: TxnType,
     pub result: TxnResult,
     pub merchant_id: String,
@@ -83,6 +91,7 @@ struct Positioned<T> {
 }
 
 const POS: &[u8] = b"pos/";
+const HW: &[u8] = b"hw";
 
 fn key(parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -104,13 +113,23 @@ fn row_key_bytes(k: &RowKey) -> Vec<u8> {
     .into_bytes()
 }
 
+fn segment_key(prefix: &str, date: NaiveDate, first: Position) -> Vec<u8> {
+    key(&[
+        format!("{prefix}/{date}/").as_bytes(),
+        &first.partition.to_be_bytes(),
+        &first.offset.to_be_bytes(),
+    ])
+}
+
 pub struct Projector {
     path: PathBuf,
     _db: sled::Db,
     tree: sled::Tree,
     positions: BTreeMap<u32, u64>,
-    /// Events skipped because their id was already applied (a redelivery or
-    /// a re-published event).
+    /// Highest `seq` applied per event key.
+    high_water: BTreeMap<String, u64>,
+    /// Events skipped because their key's `seq` was already applied (a
+    /// redelivery or a re-published event).
     pub redelivered: u64,
 }
 
@@ -118,7 +137,14 @@ impl Projector {
     /// Opens the projections of a data directory (creating them).
     pub fn open(data_dir: &Path) -> Result<Projector, ProjectorError> {
         let path = data_dir.join("projections");
-        let storage = |source| ProjectorError::Storage { path: path.display().to_string(), source };
+        let storage = |source| ProjectorError::Storage {
+            path: path.display().to_string(),
+            source,
+        };
+        let corrupt = |detail: &str| ProjectorError::Corrupt {
+            path: path.display().to_string(),
+            detail: detail.into(),
+        };
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(64 * 1024 * 1024)
@@ -129,20 +155,44 @@ impl Projector {
         let mut positions = BTreeMap::new();
         for kv in tree.scan_prefix(POS) {
             let (k, v) = kv.map_err(storage)?;
-            let corrupt = || ProjectorError::Corrupt { path: path.display().to_string(), detail: "position entry".into() };
-            let p = u32::from_be_bytes(k[POS.len()..].try_into().map_err(|_| corrupt())?);
-            let o = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| corrupt())?);
+            let p = u32::from_be_bytes(
+                k[POS.len()..]
+                    .try_into()
+                    .map_err(|_| corrupt("position key"))?,
+            );
+            let o = u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("position value"))?,
+            );
             positions.insert(p, o);
         }
-        Ok(Projector { path, _db: db, tree, positions, redelivered: 0 })
+        let high_water = match tree.get(HW).map_err(storage)? {
+            Some(v) => serde_json::from_slice(&v).map_err(|_| corrupt("high-water marks"))?,
+            None => BTreeMap::new(),
+        };
+        Ok(Projector {
+            path,
+            _db: db,
+            tree,
+            positions,
+            high_water,
+            redelivered: 0,
+        })
     }
 
     fn storage(&self, source: sled::Error) -> ProjectorError {
-        ProjectorError::Storage { path: self.path.display().to_string(), source }
+        ProjectorError::Storage {
+            path: self.path.display().to_string(),
+            source,
+        }
     }
 
     fn corrupt(&self, detail: impl Into<String>) -> ProjectorError {
-        ProjectorError::Corrupt { path: self.path.display().to_string(), detail: detail.into() }
+        ProjectorError::Corrupt {
+            path: self.path.display().to_string(),
+            detail: detail.into(),
+        }
     }
 
     /// Brings the projections to the end of the log.
@@ -151,7 +201,7 @@ impl Projector {
         log: &L,
         progress: impl FnMut(u64),
     ) -> Result<CatchUp, ConsumeError<ProjectorError>> {
-        catch_up(log, Topic::Events, self, BATCH_EVENTS_MAX, progress)
+        catch_up(log, Topic::Events, self, PROJECT_BATCH_MAX, progress)
     }
 
     /// Next offset to read, per partition.
@@ -165,60 +215,64 @@ impl Projector {
     }
 
     /// Settlement rows of one business date.
-    pub fn settlement_rows(&self, date: NaiveDate) -> Result<Vec<(RowKey, RowDelta)>, ProjectorError> {
+    pub fn settlement_rows(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Vec<(RowKey, RowDelta)>, ProjectorError> {
         let prefix = format!("row/{date}/");
         self.tree
             .scan_prefix(prefix.as_bytes())
             .map(|kv| {
                 let (_, v) = kv.map_err(|e| self.storage(e))?;
-                let row: RowValue = serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("row: {e}")))?;
+                let row: RowValue =
+                    serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("row: {e}")))?;
                 Ok((row.key, row.totals))
             })
             .collect()
     }
 
-    /// Flagged records of one business date.
-    pub fn flagged(&self, date: NaiveDate) -> Result<Vec<FlaggedTxn>, ProjectorError> {
-        let prefix = format!("risk/{date}/");
-        self.tree
-            .scan_prefix(prefix.as_bytes())
-            .map(|kv| {
-                let (_, v) = kv.map_err(|e| self.storage(e))?;
-                serde_json::from_slice(&v).map_err(|e| self.corrupt(format!("risk: {e}")))
-            })
-            .collect()
+    fn segment<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        v: &[u8],
+    ) -> Result<Vec<T>, ProjectorError> {
+        let plain = lz4_flex::decompress_size_prepended(v)
+            .map_err(|e| self.corrupt(format!("{what}: {e}")))?;
+        serde_json::from_slice(&plain).map_err(|e| self.corrupt(format!("{what}: {e}")))
     }
 
-    /// What the ledger holds of one record.
-    pub fn txn(&self, txn_id: &str) -> Result<Option<TxnEntry>, ProjectorError> {
-        match self.tree.get(key(&[b"txn/", txn_id.as_bytes()])).map_err(|e| self.storage(e))? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| self.corrupt(format!("txn: {e}"))),
+    fn segments<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<T>, ProjectorError> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(prefix.as_bytes()) {
+            let (_, v) = kv.map_err(|e| self.storage(e))?;
+            out.extend(self.segment::<T>(prefix, &v)?);
         }
+        Ok(out)
     }
 
-    /// The records carrying a retrieval reference number.
-    pub fn txn_ids_by_rrn(&self, rrn: &str) -> Result<Vec<String>, ProjectorError> {
-        let prefix = key(&[b"rrn/", rrn.as_bytes(), b"\0"]);
-        self.tree
-            .scan_prefix(&prefix)
-            .map(|kv| {
-                let (k, _) = kv.map_err(|e| self.storage(e))?;
-                Ok(String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
-            })
-            .collect()
+    /// Flagged records of one business date, in log order.
+    pub fn flagged(&self, date: NaiveDate) -> Result<Vec<FlaggedTxn>, ProjectorError> {
+        self.segments(&format!("risk/{date}/"))
     }
 
-    /// The voids, reversals and refunds that name a sale: `(txn_id, type)`.
-    pub fn related(&self, original: &str) -> Result<Vec<(String, String)>, ProjectorError> {
-        let prefix = key(&[b"rel/", original.as_bytes(), b"\0"]);
-        self.tree
-            .scan_prefix(&prefix)
-            .map(|kv| {
-                let (k, v) = kv.map_err(|e| self.storage(e))?;
-                Ok((String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), String::from_utf8_lossy(&v).into_owned()))
-            })
-            .collect()
+    /// The accepted records of one business date, in log order.
+    pub fn txns_on(&self, date: NaiveDate) -> Result<Vec<TxnEntry>, ProjectorError> {
+        self.segments(&format!("txn/{date}/"))
+    }
+
+    /// Every accepted record whose `txn_id` or `rrn` is `id` (a scan of the
+    /// index: for interactive look-ups, not for hot paths).
+    pub fn find_txns(&self, id: &str) -> Result<Vec<TxnEntry>, ProjectorError> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(b"txn/") {
+            let (_, v) = kv.map_err(|e| self.storage(e))?;
+            let items: Vec<TxnEntry> = self.segment("txn", &v)?;
+            out.extend(items.into_iter().filter(|t| t.txn_id == id || t.rrn == id));
+        }
+        Ok(out)
     }
 
     /// Events that could not be decoded: `(position, reason)`.
@@ -227,24 +281,51 @@ impl Projector {
             .scan_prefix(b"bad/")
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.storage(e))?;
-                let p = u32::from_be_bytes(k[4..8].try_into().map_err(|_| self.corrupt("bad key"))?);
-                let o = u64::from_be_bytes(k[8..16].try_into().map_err(|_| self.corrupt("bad key"))?);
-                Ok((Position { partition: p, offset: o }, String::from_utf8_lossy(&v).into_owned()))
+                let p =
+                    u32::from_be_bytes(k[4..8].try_into().map_err(|_| self.corrupt("bad key"))?);
+                let o =
+                    u64::from_be_bytes(k[8..16].try_into().map_err(|_| self.corrupt("bad key"))?);
+                Ok((
+                    Position {
+                        partition: p,
+                        offset: o,
+                    },
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
             })
             .collect()
     }
 
-    /// SHA-256 over the whole projection state in key order (each key and
-    /// value length-prefixed), positions included: equal for any two
-    /// directories that applied the same events.
+    /// SHA-256 over the projection state: every key and value in key order,
+    /// except that batch values (`txn/`, `risk/`) contribute each record
+    /// on its own, so the digest does not depend on batch boundaries.
     pub fn digest(&self) -> Result<String, ProjectorError> {
         let mut h = Sha256::new();
+        let mut put = |k: &[u8], v: &[u8]| {
+            h.update((k.len() as u64).to_be_bytes());
+            h.update(k);
+            h.update((v.len() as u64).to_be_bytes());
+            h.update(v);
+        };
         for kv in self.tree.iter() {
             let (k, v) = kv.map_err(|e| self.storage(e))?;
-            h.update((k.len() as u64).to_be_bytes());
-            h.update(&k);
-            h.update((v.len() as u64).to_be_bytes());
-            h.update(&v);
+            let batch_prefix = [&b"txn/"[..], b"risk/"]
+                .into_iter()
+                .find(|p| k.starts_with(p));
+            match batch_prefix {
+                Some(p) => {
+                    // `PREFIX/DATE/` is 11 bytes after the prefix.
+                    let date_part = &k[..p.len() + 11];
+                    let items: Vec<serde_json::Value> = self.segment("segment", &v)?;
+                    for item in items {
+                        put(
+                            date_part,
+                            &serde_json::to_vec(&item).expect("JSON serialises"),
+                        );
+                    }
+                }
+                None => put(&k, &v),
+            }
         }
         Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
     }
@@ -254,73 +335,73 @@ impl Projector {
 #[derive(Default)]
 struct Pending {
     rows: HashMap<Vec<u8>, RowValue>,
-    txns: HashSet<String>,
+    txns: BTreeMap<NaiveDate, Vec<TxnEntry>>,
+    risk: BTreeMap<NaiveDate, Vec<FlaggedTxn>>,
     batch: sled::Batch,
     redelivered: u64,
+    high_water_changed: bool,
 }
 
 impl Pending {
-    fn txn(&mut self, tree: &sled::Tree, position: Position, event: &Event, t: &TxnRecorded) -> Result<(), sled::Error> {
-        let txn_key = key(&[b"txn/", t.txn_id.as_bytes()]);
-        // Deterministic event ids: a txn id is recorded by exactly one
-        // event, so an entry already present means this is a redelivery.
-        if self.txns.contains(&t.txn_id) || tree.contains_key(&txn_key)? {
-            self.redelivered += 1;
-            return Ok(());
-        }
-        self.txns.insert(t.txn_id.clone());
-        let entry = TxnEntry {
-            event_id: event.event_id.clone(),
-            event_type: event.type_name().to_string(),
-            position: position.to_string(),
-            recorded_at: event.recorded_at.clone(),
-            occurred_at: event.occurred_at.clone(),
-            txn_type: t.txn_type,
-            result: t.result,
-            merchant_id: t.merchant_id.clone(),
-            terminal_id: t.terminal_id.clone(),
-            rrn: t.rrn.clone(),
-            channel: t.channel,
-            amount: t.amount,
-            fee: t.fee,
-            business_date: t.business_date,
-            payout_date: t.payout_date,
-            original_txn_id: t.original_txn_id.clone(),
-        };
-        self.batch.insert(txn_key, serde_json::to_vec(&entry).expect("entry serialises"));
-        self.batch.insert(key(&[b"rrn/", t.rrn.as_bytes(), b"\0", t.txn_id.as_bytes()]), &[][..]);
-        if let Some(original) = &t.original_txn_id {
-            self.batch.insert(
-                key(&[b"rel/", original.as_bytes(), b"\0", t.txn_id.as_bytes()]),
-                t.txn_type.as_str().as_bytes(),
-            );
-        }
-        if !t.flags.is_empty() {
-            let flagged = FlaggedTxn {
+    fn txn(&mut self, position: Position, event: &Event, t: &TxnRecorded) {
+        self.txns
+            .entry(t.business_date)
+            .or_default()
+            .push(TxnEntry {
+                position: position.to_string(),
+                recorded_at: event.recorded_at.clone(),
+                occurred_at: event.occurred_at.clone(),
                 txn_id: t.txn_id.clone(),
+                txn_type: t.txn_type,
+                result: t.result,
                 merchant_id: t.merchant_id.clone(),
                 terminal_id: t.terminal_id.clone(),
-                flags: t.flags.clone(),
-            };
-            self.batch.insert(
-                format!("risk/{}/{}", t.business_date, t.txn_id).into_bytes(),
-                serde_json::to_vec(&flagged).expect("flag serialises"),
-            );
+                rrn: t.rrn.clone(),
+                channel: t.channel,
+                amount: t.amount,
+                fee: t.fee,
+                business_date: t.business_date,
+                payout_date: t.settlement.as_ref().map(|r| r.payout_date),
+                original_txn_id: t.original_txn_id.clone(),
+            });
+        if !t.flags.is_empty() {
+            self.risk
+                .entry(t.business_date)
+                .or_default()
+                .push(FlaggedTxn {
+                    txn_id: t.txn_id.clone(),
+                    merchant_id: t.merchant_id.clone(),
+                    terminal_id: t.terminal_id.clone(),
+                    flags: t.flags.clone(),
+                });
         }
-        if let Some(effect) = &t.settlement {
-            let k = row_key_bytes(&effect.row);
-            let row = self
+        if let Some((row, delta)) = t.row_delta() {
+            let totals = &mut self
                 .rows
-                .entry(k)
-                .or_insert_with(|| RowValue { key: effect.row.clone(), totals: RowDelta::default() });
-            add_delta(&mut row.totals, &effect.delta).expect("a batch's row deltas fit in i64");
+                .entry(row_key_bytes(row))
+                .or_insert_with(|| RowValue {
+                    key: row.clone(),
+                    totals: RowDelta::default(),
+                })
+                .totals;
+            add_delta(totals, &delta).expect("a batch's row deltas fit in i64");
         }
-        Ok(())
     }
 
-    fn reference<T: Serialize>(&mut self, k: Vec<u8>, position: Position, event: &Event, value: &T) {
-        let v = Positioned { position: position.to_string(), recorded_at: event.recorded_at.clone(), value };
-        self.batch.insert(k, serde_json::to_vec(&v).expect("reference serialises"));
+    fn reference<T: Serialize>(
+        &mut self,
+        k: Vec<u8>,
+        position: Position,
+        event: &Event,
+        value: &T,
+    ) {
+        let v = Positioned {
+            position: position.to_string(),
+            recorded_at: event.recorded_at.clone(),
+            value,
+        };
+        self.batch
+            .insert(k, serde_json::to_vec(&v).expect("reference serialises"));
     }
 }
 
@@ -331,35 +412,66 @@ impl Handler for Projector {
         self.positions.clone()
     }
 
-    fn apply(&mut self, partition: u32, items: Vec<Item>, next_offset: u64) -> Result<(), ProjectorError> {
+    fn apply(
+        &mut self,
+        partition: u32,
+        items: Vec<Item>,
+        next_offset: u64,
+    ) -> Result<(), ProjectorError> {
+        let Some(first) = items.first().map(|i| i.position) else {
+            return Ok(());
+        };
         let mut pending = Pending::default();
         for item in items {
             let event = match item.event {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!(position = %item.position, error = %e, "undecodable event recorded under bad/");
-                    let k = key(&[b"bad/", &item.position.partition.to_be_bytes(), &item.position.offset.to_be_bytes()]);
+                    let k = key(&[
+                        b"bad/",
+                        &item.position.partition.to_be_bytes(),
+                        &item.position.offset.to_be_bytes(),
+                    ]);
                     pending.batch.insert(k, e.to_string().into_bytes());
                     continue;
                 }
             };
+            if event.seq > 0 {
+                let hw = self.high_water.entry(event.key().to_string()).or_insert(0);
+                if event.seq <= *hw {
+                    pending.redelivered += 1;
+                    continue;
+                }
+                *hw = event.seq;
+                pending.high_water_changed = true;
+            }
             let pos = item.position;
             match &event.body {
-                EventBody::TransactionRecorded(t) => {
-                    pending.txn(&self.tree, pos, &event, t).map_err(|e| self.storage(e))?
-                }
-                EventBody::MerchantRegistered(m) | EventBody::MerchantUpdated(m) => pending.reference(
-                    key(&[b"merchant/", m.value.merchant_id.as_bytes(), b"\0", &m.version.to_be_bytes()]),
-                    pos,
-                    &event,
-                    &m.value,
-                ),
-                EventBody::IntermediaryRegistered(i) | EventBody::IntermediaryUpdated(i) => pending.reference(
-                    key(&[b"intermediary/", i.value.intermediary_id.as_bytes(), b"\0", &i.version.to_be_bytes()]),
-                    pos,
-                    &event,
-                    &i.value,
-                ),
+                EventBody::TransactionRecorded(t) => pending.txn(pos, &event, t),
+                EventBody::MerchantRegistered(m) | EventBody::MerchantUpdated(m) => pending
+                    .reference(
+                        key(&[
+                            b"merchant/",
+                            m.value.merchant_id.as_bytes(),
+                            b"\0",
+                            &m.version.to_be_bytes(),
+                        ]),
+                        pos,
+                        &event,
+                        &m.value,
+                    ),
+                EventBody::IntermediaryRegistered(i) | EventBody::IntermediaryUpdated(i) => pending
+                    .reference(
+                        key(&[
+                            b"intermediary/",
+                            i.value.intermediary_id.as_bytes(),
+                            b"\0",
+                            &i.version.to_be_bytes(),
+                        ]),
+                        pos,
+                        &event,
+                        &i.value,
+                    ),
                 EventBody::FeeScheduleLoaded(f) => {
                     pending.reference(key(&[b"fees/", &f.version.to_be_bytes()]), pos, &event, f)
                 }
@@ -368,14 +480,45 @@ impl Handler for Projector {
         }
         for (k, mut row) in pending.rows.drain() {
             if let Some(old) = self.tree.get(&k).map_err(|e| self.storage(e))? {
-                let old: RowValue = serde_json::from_slice(&old).map_err(|e| self.corrupt(format!("row: {e}")))?;
-                add_delta(&mut row.totals, &old.totals)
-                    .map_err(|_| ProjectorError::Overflow { key: String::from_utf8_lossy(&k).into_owned() })?;
+                let old: RowValue =
+                    serde_json::from_slice(&old).map_err(|e| self.corrupt(format!("row: {e}")))?;
+                add_delta(&mut row.totals, &old.totals).map_err(|_| ProjectorError::Overflow {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                })?;
             }
-            pending.batch.insert(k, serde_json::to_vec(&row).expect("row serialises"));
+            pending
+                .batch
+                .insert(k, serde_json::to_vec(&row).expect("row serialises"));
         }
-        pending.batch.insert(key(&[POS, &partition.to_be_bytes()]), &next_offset.to_be_bytes());
-        self.tree.apply_batch(pending.batch).map_err(|e| self.storage(e))?;
+        // Segments are LZ4-compressed JSON: sled rewrites whole tree nodes
+        // with their values, so bytes per value are what writing costs.
+        for (date, entries) in &pending.txns {
+            let json = serde_json::to_vec(entries).expect("index serialises");
+            pending.batch.insert(
+                segment_key("txn", *date, first),
+                lz4_flex::compress_prepend_size(&json),
+            );
+        }
+        for (date, entries) in &pending.risk {
+            let json = serde_json::to_vec(entries).expect("risk serialises");
+            pending.batch.insert(
+                segment_key("risk", *date, first),
+                lz4_flex::compress_prepend_size(&json),
+            );
+        }
+        if pending.high_water_changed {
+            pending.batch.insert(
+                HW,
+                serde_json::to_vec(&self.high_water).expect("marks serialise"),
+            );
+        }
+        pending.batch.insert(
+            key(&[POS, &partition.to_be_bytes()]),
+            &next_offset.to_be_bytes(),
+        );
+        self.tree
+            .apply_batch(pending.batch)
+            .map_err(|e| self.storage(e))?;
         self.positions.insert(partition, next_offset);
         self.redelivered += pending.redelivered;
         Ok(())

@@ -22,11 +22,23 @@ fn runner(name: &str, cases: u32) -> TestRunner {
     let seed: u64 = std::env::var("CLEARING_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
     eprintln!("{name}: seed {seed} (replay with CLEARING_TEST_SEED={seed})");
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    TestRunner::new_with_rng(Config { cases, failure_persistence: None, ..Config::default() }, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
+    TestRunner::new_with_rng(
+        Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+    )
 }
 
 const MERCHANTS: [(&str, Clearing, SettlementCycle); 3] = [
@@ -37,7 +49,14 @@ const MERCHANTS: [(&str, Clearing, SettlementCycle); 3] = [
 
 fn world() -> (Reference, VersionedFees) {
     let mut reference = Reference::default();
-    reference.put_intermediary(1, Intermediary { intermediary_id: "AGG".into(), name: "a".into(), settlement_account: "1".into() });
+    reference.put_intermediary(
+        1,
+        Intermediary {
+            intermediary_id: "AGG".into(),
+            name: "a".into(),
+            settlement_account: "1".into(),
+        },
+    );
     for (i, (id, clearing, cycle)) in MERCHANTS.iter().enumerate() {
         reference.put_merchant(
             1,
@@ -54,9 +73,30 @@ fn world() -> (Reference, VersionedFees) {
             },
         );
     }
-    let plan = Channel::ALL.iter().map(|c| (*c, ChannelFee { rate: "0.006".parse().unwrap(), cap: Some(Fen(2000)) })).collect();
-    let schedule = FeeSchedule { cutoff: chrono::NaiveTime::from_hms_opt(23, 0, 0).unwrap(), plans: [("p".to_string(), plan)].into() };
-    (reference, VersionedFees { version: 1, schedule, calendar: Calendar::default() })
+    let plan = Channel::ALL
+        .iter()
+        .map(|c| {
+            (
+                *c,
+                ChannelFee {
+                    rate: "0.006".parse().unwrap(),
+                    cap: Some(Fen(2000)),
+                },
+            )
+        })
+        .collect();
+    let schedule = FeeSchedule {
+        cutoff: chrono::NaiveTime::from_hms_opt(23, 0, 0).unwrap(),
+        plans: [("p".to_string(), plan)].into(),
+    };
+    (
+        reference,
+        VersionedFees {
+            version: 1,
+            schedule,
+            calendar: Calendar::default(),
+        },
+    )
 }
 
 /// One random operation: (kind, merchant, amount, day, hour, terminal jump, mcc jump).
@@ -90,18 +130,26 @@ fn events_of(ops: &[Op]) -> Vec<Event> {
                 rec.insert("txn_id".into(), format!("F{i}").into());
                 rec.insert("type".into(), "refund".into());
                 rec.insert("original_txn_id".into(), sid.into());
-                rec.insert("amount".into(), Fen((amount % samt).max(1)).to_string().into());
+                rec.insert(
+                    "amount".into(),
+                    Fen((amount % samt).max(1)).to_string().into(),
+                );
             }
             (_, Some(_)) => {
                 let (sid, _, samt, _) = sales[amount as usize % sales.len()].clone();
                 rec.insert("txn_id".into(), format!("V{i}").into());
-                rec.insert("type".into(), if kind == 6 { "void" } else { "reversal" }.into());
+                rec.insert(
+                    "type".into(),
+                    if kind == 6 { "void" } else { "reversal" }.into(),
+                );
                 rec.insert("original_txn_id".into(), sid.into());
                 rec.insert("amount".into(), Fen(samt).to_string().into());
             }
         }
         let line = serde_json::Value::Object(rec).to_string();
-        if let Outcome::Accepted(mut e) = decide(&reference, &fees, &txns, "2026-11-30T00:00:00+08:00", &line) {
+        if let Outcome::Accepted(mut e) =
+            decide(&reference, &fees, &txns, "2026-11-30T00:00:00+08:00", &line)
+        {
             let seq = seqs.entry(e.key().to_string()).or_insert(0);
             *seq += 1;
             e.seq = *seq;
@@ -129,7 +177,12 @@ fn fold(events: &[Event]) -> (BTreeMap<RowKey, RowDelta>, BTreeMap<String, Flagg
             if !t.flags.is_empty() {
                 flagged.insert(
                     t.txn_id.clone(),
-                    FlaggedTxn { txn_id: t.txn_id.clone(), merchant_id: t.merchant_id.clone(), terminal_id: t.terminal_id.clone(), flags: t.flags.clone() },
+                    FlaggedTxn {
+                        txn_id: t.txn_id.clone(),
+                        merchant_id: t.merchant_id.clone(),
+                        terminal_id: t.terminal_id.clone(),
+                        flags: t.flags.clone(),
+                    },
                 );
             }
         }
@@ -138,7 +191,9 @@ fn fold(events: &[Event]) -> (BTreeMap<RowKey, RowDelta>, BTreeMap<String, Flagg
 }
 
 fn dates() -> Vec<chrono::NaiveDate> {
-    (20..=26).map(|d| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap()).collect()
+    (20..=26)
+        .map(|d| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap())
+        .collect()
 }
 
 fn projected(p: &Projector) -> (BTreeMap<RowKey, RowDelta>, BTreeMap<String, FlaggedTxn>) {
@@ -146,7 +201,12 @@ fn projected(p: &Projector) -> (BTreeMap<RowKey, RowDelta>, BTreeMap<String, Fla
     let mut flagged = BTreeMap::new();
     for d in dates() {
         rows.extend(p.settlement_rows(d).unwrap());
-        flagged.extend(p.flagged(d).unwrap().into_iter().map(|f| (f.txn_id.clone(), f)));
+        flagged.extend(
+            p.flagged(d)
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.txn_id.clone(), f)),
+        );
     }
     (rows, flagged)
 }
@@ -164,7 +224,13 @@ fn project(dir: &Path, log: &[Event], batch_sizes: &[usize], restart_at: usize) 
         let size = batch_sizes[batch_no % batch_sizes.len()].max(1);
         let to = (from + size).min(log.len());
         let items = (from..to)
-            .map(|i| Item { position: Position { partition: 0, offset: i as u64 }, event: Ok(log[i].clone()) })
+            .map(|i| Item {
+                position: Position {
+                    partition: 0,
+                    offset: i as u64,
+                },
+                event: Ok(log[i].clone()),
+            })
             .collect();
         p.apply(0, items, to as u64).unwrap();
         batch_no += 1;
@@ -178,15 +244,32 @@ fn project(dir: &Path, log: &[Event], batch_sizes: &[usize], restart_at: usize) 
 #[test]
 fn projection_equals_the_in_memory_fold_across_batches_restarts_and_redeliveries() {
     let mut r = runner("projection_equals_the_in_memory_fold", 48);
-    let op = (0u8..10, 0usize..3, 1i64..=3_000_000, 0u32..3, 8u32..24, proptest::bool::weighted(0.1), proptest::bool::weighted(0.1));
-    let strategy = (proptest::collection::vec(op, 1..80), proptest::collection::vec(1usize..20, 1..5), 0usize..6, proptest::collection::vec(any::<prop::sample::Index>(), 0..10));
+    let op = (
+        0u8..10,
+        0usize..3,
+        1i64..=3_000_000,
+        0u32..3,
+        8u32..24,
+        proptest::bool::weighted(0.1),
+        proptest::bool::weighted(0.1),
+    );
+    let strategy = (
+        proptest::collection::vec(op, 1..80),
+        proptest::collection::vec(1usize..20, 1..5),
+        0usize..6,
+        proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+    );
     r.run(&strategy, |(ops, batch_sizes, restart_at, redeliver)| {
         let events = events_of(&ops);
         let expected = fold(&events);
         // the log: every event once, plus redelivered copies of some earlier
         // events right after their originals (as an at-least-once log may)
         let mut log = Vec::new();
-        let picks: std::collections::BTreeSet<usize> = redeliver.iter().filter(|_| !events.is_empty()).map(|ix| ix.index(events.len())).collect();
+        let picks: std::collections::BTreeSet<usize> = redeliver
+            .iter()
+            .filter(|_| !events.is_empty())
+            .map(|ix| ix.index(events.len()))
+            .collect();
         for (i, e) in events.iter().enumerate() {
             log.push(e.clone());
             if picks.contains(&i) {
@@ -212,9 +295,26 @@ fn an_undecodable_event_is_recorded_not_skipped_silently() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Projector::open(dir.path()).unwrap();
     let bad = Event::decode(b"{\"not\":\"an event\"}").unwrap_err();
-    p.apply(0, vec![Item { position: Position { partition: 0, offset: 0 }, event: Err(bad) }], 1).unwrap();
+    p.apply(
+        0,
+        vec![Item {
+            position: Position {
+                partition: 0,
+                offset: 0,
+            },
+            event: Err(bad),
+        }],
+        1,
+    )
+    .unwrap();
     let recorded = p.undecodable().unwrap();
     assert_eq!(recorded.len(), 1);
-    assert_eq!(recorded[0].0, Position { partition: 0, offset: 0 });
+    assert_eq!(
+        recorded[0].0,
+        Position {
+            partition: 0,
+            offset: 0
+        }
+    );
     assert_eq!(p.stored_positions().get(&0), Some(&1));
 }

@@ -1,0 +1,541 @@
+//! The `clearing` binary on small files in `tests/fixtures`, compared with
+//! hand-computed expectations (see tests/fixtures/day1/README.md).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clearing");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/day1")
+        .join(name)
+}
+
+fn clearing(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("CLEARING_KAFKA")
+        .env_remove("CLEARING_DATA_DIR")
+        .env_remove("CLEARING_TOPIC_PREFIX")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a `--format json` command: exit 0, stdout is one JSON document,
+/// stderr is empty.
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let out = clearing(dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let stdout = ok(out);
+    assert!(
+        stderr.is_empty(),
+        "json output must go to stdout alone; stderr: {stderr}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// A failure: non-zero exit and exactly one line on stderr.
+fn fails(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected failure, stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one-line reason expected, got: {stderr}"
+    );
+    stderr
+}
+
+fn expected(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+}
+
+fn loaded() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| fixture(n).display().to_string();
+    ok(clearing(
+        dir.path(),
+        &[
+            "fees",
+            "load",
+            &p("fees.toml"),
+            "--holidays",
+            &p("holidays.txt"),
+        ],
+    ));
+    ok(clearing(
+        dir.path(),
+        &[
+            "registry",
+            "load",
+            "--merchants",
+            &p("merchants.jsonl"),
+            "--intermediaries",
+            &p("intermediaries.jsonl"),
+        ],
+    ));
+    dir
+}
+
+fn ingested() -> tempfile::TempDir {
+    let dir = loaded();
+    let summary = json(
+        dir.path(),
+        &[
+            "ingest",
+            &fixture("transactions.jsonl").display().to_string(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(summary, expected("expected_ingest.json"));
+    dir
+}
+
+#[test]
+fn settlement_report_matches_the_hand_computed_day() {
+    let dir = ingested();
+    assert_eq!(
+        json(
+            dir.path(),
+            &[
+                "report",
+                "settlement",
+                "--date",
+                "2026-11-20",
+                "--format",
+                "json"
+            ]
+        ),
+        expected("expected_settlement_2026-11-20.json")
+    );
+    assert_eq!(
+        json(
+            dir.path(),
+            &[
+                "report",
+                "settlement",
+                "--date",
+                "2026-11-21",
+                "--format",
+                "json"
+            ]
+        ),
+        expected("expected_settlement_2026-11-21.json")
+    );
+}
+
+#[test]
+fn risk_report_matches_the_hand_computed_day() {
+    let dir = ingested();
+    assert_eq!(
+        json(
+            dir.path(),
+            &["report", "risk", "--date", "2026-11-20", "--format", "json"]
+        ),
+        expected("expected_risk_2026-11-20.json")
+    );
+}
+
+#[test]
+fn a_date_with_nothing_on_it_is_an_empty_report() {
+    let dir = ingested();
+    let v = json(
+        dir.path(),
+        &[
+            "report",
+            "settlement",
+            "--date",
+            "2026-12-01",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        v,
+        serde_json::json!({"business_date":"2026-12-01","merchants":[],"totals":{"sales_amount":"0.00","refund_amount":"0.00","fee":"0.00","net":"0.00"}})
+    );
+    let r = json(
+        dir.path(),
+        &["report", "risk", "--date", "2026-12-01", "--format", "json"],
+    );
+    assert_eq!(
+        r,
+        serde_json::json!({"business_date":"2026-12-01","flagged":[],"exposure":[]})
+    );
+}
+
+#[test]
+fn table_and_csv_formats_carry_the_same_figures() {
+    let dir = ingested();
+    let table = ok(clearing(
+        dir.path(),
+        &["report", "settlement", "--date", "2026-11-20"],
+    ));
+    let total = table.lines().find(|l| l.starts_with("TOTAL")).unwrap();
+    for figure in ["35560.00", "2500.00", "105.79", "32954.21"] {
+        assert!(total.contains(figure), "{total}");
+    }
+    let csv = ok(clearing(
+        dir.path(),
+        &[
+            "report",
+            "settlement",
+            "--date",
+            "2026-11-20",
+            "--format",
+            "csv",
+        ],
+    ));
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("business_date,merchant_id,clearing"));
+    assert_eq!(rows.len(), 5);
+    assert!(
+        rows[1].ends_with(",30020.00,1,2500.00,103.12,27416.88"),
+        "{}",
+        rows[1]
+    );
+    let risk_csv = ok(clearing(
+        dir.path(),
+        &["report", "risk", "--date", "2026-11-20", "--format", "csv"],
+    ));
+    assert_eq!(risk_csv.lines().count(), 1 + 3 + 2);
+}
+
+#[test]
+fn ingest_from_stdin_and_a_rerun_is_all_duplicates() {
+    let dir = loaded();
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["ingest", "-", "--format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        &std::fs::read(fixture("transactions.jsonl")).unwrap(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        expected("expected_ingest.json")
+    );
+    let again = json(
+        dir.path(),
+        &[
+            "ingest",
+            &fixture("transactions.jsonl").display().to_string(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(again["accepted"], 0);
+    assert_eq!(again["duplicates"], 18);
+    // the report has not moved
+    assert_eq!(
+        json(
+            dir.path(),
+            &[
+                "report",
+                "settlement",
+                "--date",
+                "2026-11-20",
+                "--format",
+                "json"
+            ]
+        ),
+        expected("expected_settlement_2026-11-20.json")
+    );
+}
+
+#[test]
+fn projections_rebuilt_from_the_log_alone_have_the_live_digest() {
+    let dir = ingested();
+    let live = json(dir.path(), &["digest", "--format", "json"]);
+    let project = json(dir.path(), &["project", "--format", "json"]);
+    assert_eq!(
+        project["events_applied"], 0,
+        "read commands already caught up"
+    );
+    // a fresh data dir holding only a copy of the log
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&dir.path().join("log"), &copy.path().join("log"));
+    let rebuilt = json(copy.path(), &["project", "--format", "json"]);
+    assert_eq!(rebuilt["positions"], live["positions"]);
+    assert_eq!(json(copy.path(), &["digest", "--format", "json"]), live);
+    assert_eq!(
+        json(
+            copy.path(),
+            &[
+                "report",
+                "settlement",
+                "--date",
+                "2026-11-20",
+                "--format",
+                "json"
+            ]
+        ),
+        expected("expected_settlement_2026-11-20.json")
+    );
+}
+
+#[test]
+fn the_data_dir_comes_from_the_environment_when_not_given() {
+    let dir = ingested();
+    let out = Command::new(BIN)
+        .args([
+            "report",
+            "settlement",
+            "--date",
+            "2026-11-20",
+            "--format",
+            "json",
+        ])
+        .env("CLEARING_DATA_DIR", dir.path())
+        .env_remove("CLEARING_KAFKA")
+        .output()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&ok(out)).unwrap(),
+        expected("expected_settlement_2026-11-20.json")
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_one_line_error_naming_it() {
+    let dir = loaded();
+    let e = fails(clearing(
+        dir.path(),
+        &["ingest", "/nonexistent/transactions.jsonl"],
+    ));
+    assert!(e.contains("/nonexistent/transactions.jsonl"), "{e}");
+    let e = fails(clearing(
+        dir.path(),
+        &["fees", "load", "/nonexistent/fees.toml"],
+    ));
+    assert!(e.contains("/nonexistent/fees.toml"), "{e}");
+}
+
+#[test]
+fn unknown_commands_options_and_bad_dates_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = fails(clearing(dir.path(), &["frobnicate"]));
+    assert!(e.contains("frobnicate"), "{e}");
+    let e = fails(clearing(
+        dir.path(),
+        &["report", "settlement", "--date", "2026-11-20", "--colour"],
+    ));
+    assert!(e.contains("--colour"), "{e}");
+    let e = fails(clearing(
+        dir.path(),
+        &["report", "settlement", "--date", "20/11/2026"],
+    ));
+    assert!(e.contains("20/11/2026"), "{e}");
+    let e = fails(clearing(
+        dir.path(),
+        &[
+            "report",
+            "settlement",
+            "--date",
+            "2026-11-20",
+            "--format",
+            "xml",
+        ],
+    ));
+    assert!(e.contains("xml"), "{e}");
+}
+
+#[test]
+fn a_fee_file_with_a_bad_rate_names_the_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("fees.toml");
+    let text = std::fs::read_to_string(fixture("fees.toml"))
+        .unwrap()
+        .replace("rate = \"0.006\" }", "rate = \"0,6%\" }");
+    std::fs::write(&bad, text).unwrap();
+    let e = fails(clearing(
+        dir.path(),
+        &["fees", "load", &bad.display().to_string()],
+    ));
+    assert!(
+        e.contains("line 5") && e.contains("plans.standard.credit_card.rate"),
+        "{e}"
+    );
+    // nothing was recorded: ingest still has no schedule
+    let e = fails(clearing(
+        dir.path(),
+        &[
+            "ingest",
+            &fixture("transactions.jsonl").display().to_string(),
+        ],
+    ));
+    assert!(e.contains("fees load"), "{e}");
+}
+
+#[test]
+fn a_merchants_file_binding_a_terminal_twice_names_the_line_and_field() {
+    let dir = loaded();
+    let merchants = dir.path().join("merchants.jsonl");
+    let text = std::fs::read_to_string(fixture("merchants.jsonl"))
+        .unwrap()
+        .replace("[\"10000005\"]", "[\"10000005\",\"10000001\"]");
+    std::fs::write(&merchants, text).unwrap();
+    let e = fails(clearing(
+        dir.path(),
+        &[
+            "registry",
+            "load",
+            "--merchants",
+            &merchants.display().to_string(),
+        ],
+    ));
+    assert!(
+        e.contains("line 4") && e.contains("terminals") && e.contains("10000001"),
+        "{e}"
+    );
+    let e = fails(clearing(
+        dir.path(),
+        &[
+            "registry",
+            "load",
+            "--merchants",
+            &fixture("transactions.jsonl").display().to_string(),
+        ],
+    ));
+    assert!(e.contains("line 1"), "{e}");
+}
+
+#[test]
+fn kafka_is_refused_with_a_clear_reason_in_this_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = fails(clearing(
+        dir.path(),
+        &["--kafka", "127.0.0.1:9092", "digest"],
+    ));
+    assert!(e.contains("--kafka"), "{e}");
+}
+
+#[test]
+fn demo_runs_the_whole_day_with_every_kind_of_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json(dir.path(), &["demo", "--format", "json", "--txns", "3000"]);
+    let ingest = &v["ingest"];
+    let rejected: u64 = ingest["rejected"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        ingest["accepted"].as_u64().unwrap() + ingest["duplicates"].as_u64().unwrap() + rejected,
+        v["input_lines"].as_u64().unwrap()
+    );
+    for reason in [
+        "invalid_json",
+        "missing_field",
+        "invalid_amount",
+        "unsupported_currency",
+        "invalid_timestamp",
+        "unknown_merchant",
+        "unknown_original",
+        "original_not_cancellable",
+        "refund_exceeds_original",
+        "conflicting_duplicate",
+        "invalid_field",
+    ] {
+        assert!(
+            ingest["rejected"][reason].as_u64().unwrap_or(0) > 0,
+            "demo has no {reason}"
+        );
+    }
+    assert!(ingest["duplicates"].as_u64().unwrap() > 0);
+    let s = &v["settlement"];
+    let merchants = s["merchants"].as_array().unwrap();
+    assert!(merchants.len() > 100, "hundreds of merchants");
+    let cents = |x: &Value| {
+        clearing_core::Fen::parse_signed(x.as_str().unwrap())
+            .unwrap()
+            .0
+    };
+    for field in ["sales_amount", "refund_amount", "fee", "net"] {
+        let sum: i64 = merchants.iter().map(|m| cents(&m[field])).sum();
+        assert_eq!(sum, cents(&s["totals"][field]), "{field}");
+    }
+    for m in merchants {
+        assert_eq!(
+            cents(&m["net"]),
+            cents(&m["sales_amount"]) - cents(&m["refund_amount"]) - cents(&m["fee"])
+        );
+    }
+    assert!(
+        merchants.iter().any(|m| m["clearing"] == "second_party")
+            && merchants.iter().any(|m| m["clearing"] == "first_party")
+    );
+    let flagged = v["risk"]["flagged"].as_array().unwrap();
+    for flag in [
+        "terminal_unbound",
+        "terminal_merchant_mismatch",
+        "mcc_mismatch",
+    ] {
+        assert!(
+            flagged
+                .iter()
+                .any(|f| f["flags"].as_array().unwrap().iter().any(|x| x == flag)),
+            "no {flag}"
+        );
+    }
+    let exposure: i64 = v["risk"]["exposure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| cents(&e["net"]))
+        .sum();
+    let second: i64 = merchants
+        .iter()
+        .filter(|m| m["clearing"] == "second_party")
+        .map(|m| cents(&m["net"]))
+        .sum();
+    assert_eq!(exposure, second);
+}
+
+#[test]
+fn demo_refuses_a_data_dir_that_already_holds_a_ledger() {
+    let dir = ingested();
+    let e = fails(clearing(dir.path(), &["demo"]));
+    assert!(e.contains("already holds a ledger"), "{e}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -557,7 +557,11 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
                 registry.merchants_registered, registry.intermediaries_registered, fees.version
             )?;
             write!(out, "ingest of {} lines: ", day.lines)?;
-            report::ingest_summary(&summary, Format::Table, out)?;
+            let counts_only = IngestSummary {
+                first_rejects: Vec::new(),
+                ..summary.clone()
+            };
+            report::ingest_summary(&counts_only, Format::Table, out)?;
             writeln!(
                 out,
                 "projected {} events; whole job {elapsed_ms} ms; projection digest {digest}",

@@ -27,6 +27,24 @@ pub fn ingest_summary(s: &IngestSummary, format: Format, out: &mut impl Write) -
             } else {
                 writeln!(out, " ({})", reasons.join(", "))?;
             }
+            for r in &s.first_rejects {
+                let field = r.field.map(|f| format!(" ({f})")).unwrap_or_default();
+                writeln!(
+                    out,
+                    "  line {}: {}{field}: {}",
+                    r.line,
+                    r.reason.as_str(),
+                    r.detail
+                )?;
+            }
+            let listed = s.first_rejects.len() as u64;
+            if listed > 0 && s.rejected_total() > listed {
+                writeln!(
+                    out,
+                    "  … and {} more rejected lines; every one is on the rejected topic",
+                    s.rejected_total() - listed
+                )?;
+            }
         }
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);

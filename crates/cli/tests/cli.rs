@@ -324,6 +324,107 @@ fn the_data_dir_comes_from_the_environment_when_not_given() {
 }
 
 #[test]
+fn the_table_summary_names_every_rejected_line_with_reason_and_field() {
+    let dir = loaded();
+    let out = ok(clearing(
+        dir.path(),
+        &[
+            "ingest",
+            &fixture("transactions.jsonl").display().to_string(),
+        ],
+    ));
+    assert!(
+        out.starts_with("accepted 16, duplicates 2, rejected 11"),
+        "{out}"
+    );
+    for expected in [
+        "line 18: conflicting_duplicate (txn_id)",
+        "line 19: invalid_json:",
+        "line 20: missing_field (rrn)",
+        "line 21: invalid_amount (amount)",
+        "line 22: unsupported_currency (currency)",
+        "line 23: invalid_timestamp (occurred_at)",
+        "line 24: unknown_merchant (merchant_id)",
+        "line 25: unknown_original (original_txn_id)",
+        "line 26: original_not_cancellable (original_txn_id)",
+        "line 27: refund_exceeds_original (amount)",
+        "line 28: invalid_field (type)",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+    assert!(
+        !out.contains("6228480012345678"),
+        "a full PAN reached the screen"
+    );
+}
+
+#[test]
+fn project_follow_applies_new_events_and_stops_cleanly_on_sigterm() {
+    use std::io::BufRead;
+    let dir = loaded();
+    let mut follower = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["project", "--follow", "--poll-interval-ms", "50"])
+        .env_remove("CLEARING_KAFKA")
+        .env("CLEARING_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the follower reports each poll that applied events; collect its lines
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = follower.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            let _ = tx.send(line);
+        }
+    });
+    // the first poll applies the fee schedule and registry events
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let wait_for_projected = |what: &str| loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("follower never projected {what}"));
+        if line.contains("projected") {
+            return line;
+        }
+    };
+    wait_for_projected("the reference data");
+    // ingest while the follower polls: the stores are shared between polls
+    let summary = json(
+        dir.path(),
+        &[
+            "ingest",
+            &fixture("transactions.jsonl").display().to_string(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(summary["accepted"], 16);
+    let line = wait_for_projected("the transactions");
+    assert!(line.contains("events=16"), "{line}");
+    let status = Command::new("kill")
+        .args(["-TERM", &follower.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = follower.wait().unwrap();
+    reader.join().unwrap();
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(exit.success(), "follower exit {exit:?}: {rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("stopped following after")),
+        "{rest:?}"
+    );
+    // nothing was left for a read command to apply
+    let p = json(dir.path(), &["project", "--format", "json"]);
+    assert_eq!(p["events_applied"], 0);
+}
+
+#[test]
 fn a_missing_file_is_a_one_line_error_naming_it() {
     let dir = loaded();
     let e = fails(clearing(

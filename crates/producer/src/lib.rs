@@ -248,12 +248,29 @@ pub fn load_registry<L: EventLog + ?Sized>(
     Ok(summary)
 }
 
+/// Rejected lines kept in the summary for the operator to read. All of
+/// them are on the rejected topic; a file with thousands of bad lines needs
+/// a fix at its source, not a longer screen.
+pub const REJECTS_LISTED_MAX: usize = 50;
+
+/// One rejected line, as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedLine {
+    pub line: u64,
+    pub reason: Reason,
+    pub field: Option<&'static str>,
+    pub detail: String,
+}
+
 /// The summary `clearing ingest --format json` prints (SPEC §10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IngestSummary {
     pub accepted: u64,
     pub duplicates: u64,
     pub rejected: BTreeMap<&'static str, u64>,
+    /// The first `REJECTS_LISTED_MAX` rejected lines, in file order.
+    #[serde(skip)]
+    pub first_rejects: Vec<RejectedLine>,
 }
 
 impl IngestSummary {
@@ -421,6 +438,14 @@ fn decide_line(
         Outcome::Duplicate => summary.duplicates += 1,
         Outcome::Rejected(r) => {
             *summary.rejected.entry(r.reason.as_str()).or_insert(0) += 1;
+            if summary.first_rejects.len() < REJECTS_LISTED_MAX {
+                summary.first_rejects.push(RejectedLine {
+                    line: line_no,
+                    reason: r.reason,
+                    field: r.field,
+                    detail: r.detail.clone(),
+                });
+            }
             let raw = match &r.card {
                 Some(card) => mask_raw_with(&text, card),
                 None => mask_raw_line(&text),

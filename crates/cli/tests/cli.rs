@@ -281,7 +281,7 @@ fn projections_rebuilt_from_the_log_alone_have_the_live_digest() {
     );
     // a fresh data dir holding only a copy of the log
     let copy = tempfile::tempdir().unwrap();
-    copy_dir(&dir.path().join("log"), &copy.path().join("log"));
+    clearing_testkit::copy_dir(&dir.path().join("log"), &copy.path().join("log")).unwrap();
     let rebuilt = json(copy.path(), &["project", "--format", "json"]);
     assert_eq!(rebuilt["positions"], live["positions"]);
     assert_eq!(json(copy.path(), &["digest", "--format", "json"]), live);
@@ -626,17 +626,4 @@ fn demo_refuses_a_data_dir_that_already_holds_a_ledger() {
     let dir = ingested();
     let e = fails(clearing(dir.path(), &["demo"]));
     assert!(e.contains("already holds a ledger"), "{e}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

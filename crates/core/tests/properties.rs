@@ -8,32 +8,9 @@ use clearing_core::ingest::Outcome;
 use clearing_core::postings::{reverse, sale_entry, sum, Route};
 use clearing_core::registry::Clearing;
 use clearing_core::{Channel, EventBody, Fen};
+use clearing_testkit::seeded_runner;
 use common::*;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-
-fn runner(name: &str) -> TestRunner {
-    let seed: u64 = std::env::var("CLEARING_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("{name}: seed {seed} (replay with CLEARING_TEST_SEED={seed})");
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    TestRunner::new_with_rng(
-        Config {
-            cases: 256,
-            failure_persistence: None,
-            ..Config::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
-    )
-}
 
 const CHANNELS: [Channel; 5] = [
     Channel::DebitCard,
@@ -52,7 +29,7 @@ fn oracle_fee(amount_fen: i64, rate_num: i64, rate_den: i64) -> i64 {
 
 #[test]
 fn fee_is_the_half_up_rate_and_never_exceeds_the_cap() {
-    let mut r = runner("fee_is_the_half_up_rate_and_never_exceeds_the_cap");
+    let mut r = seeded_runner("fee_is_the_half_up_rate_and_never_exceeds_the_cap", 256);
     // rates as (numerator, denominator, text)
     let rates = [
         (5i64, 1000i64, "0.005"),
@@ -89,7 +66,7 @@ fn fee_is_the_half_up_rate_and_never_exceeds_the_cap() {
 
 #[test]
 fn postings_always_sum_to_zero() {
-    let mut r = runner("postings_always_sum_to_zero");
+    let mut r = seeded_runner("postings_always_sum_to_zero", 256);
     r.run(
         &(1i64..=1_000_000_000, 0usize..5, any::<bool>(), 0i64..=1000),
         |(amount, ci, second, fee_permille)| {
@@ -121,7 +98,10 @@ fn postings_always_sum_to_zero() {
 /// accepted event's postings balance.
 #[test]
 fn refunds_never_exceed_the_sale_and_give_back_exactly_its_fee() {
-    let mut r = runner("refunds_never_exceed_the_sale_and_give_back_exactly_its_fee");
+    let mut r = seeded_runner(
+        "refunds_never_exceed_the_sale_and_give_back_exactly_its_fee",
+        256,
+    );
     let ops = proptest::collection::vec((0u8..10, 1i64..=2_000_000), 1..12);
     r.run(
         &(

@@ -35,15 +35,10 @@ impl EmbeddedLog {
     /// Opens (creating if needed) the embedded log under `data_dir/log`.
     pub fn open(data_dir: &Path, topics: TopicNames) -> Result<EmbeddedLog, LogError> {
         let path = data_dir.join("log");
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(64 * 1024 * 1024)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|source| LogError::Storage {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let db = crate::store::open(&path).map_err(|source| LogError::Storage {
+            path: path.display().to_string(),
+            source,
+        })?;
         let log = EmbeddedLog {
             path,
             db,

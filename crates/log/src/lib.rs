@@ -3,12 +3,14 @@
 //! Layout: `Position`, `Topic` and the `EventLog` trait are the port every
 //! other crate codes against; `embedded` implements it on sled in the data
 //! directory (the default when no broker is configured). The Kafka adapter
-//! implements the same trait. A log stores opaque bytes under a key: it
+//! implements the same trait. `store` holds how every sled store of the
+//! ledger is opened and how projections keep their positions. A log stores opaque bytes under a key: it
 //! knows nothing about events.
 
 use std::fmt;
 
 pub mod embedded;
+pub mod store;
 
 /// Where a record sits in a topic: partition and offset, as in Kafka.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

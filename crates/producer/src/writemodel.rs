@@ -99,12 +99,6 @@ const POS_PREFIX: &[u8] = b"pos/";
 const SEG_PREFIX: &[u8] = b"seg/";
 const REF_KEY: &[u8] = b"ref";
 
-fn pos_key(partition: u32) -> Vec<u8> {
-    let mut k = POS_PREFIX.to_vec();
-    k.extend_from_slice(&partition.to_be_bytes());
-    k
-}
-
 impl WriteModel {
     pub fn open(data_dir: &Path) -> Result<WriteModel, WriteModelError> {
         let path = data_dir.join("writer");
@@ -116,12 +110,7 @@ impl WriteModel {
             path: path.display().to_string(),
             detail,
         };
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(64 * 1024 * 1024)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(storage)?;
+        let db = clearing_log::store::open(&path).map_err(storage)?;
         let tree = db.open_tree("state").map_err(storage)?;
         let mut reference: Reference = match tree.get(REF_KEY).map_err(storage)? {
             Some(bytes) => {
@@ -130,21 +119,8 @@ impl WriteModel {
             None => Reference::default(),
         };
         reference.reindex();
-        let mut positions = BTreeMap::new();
-        for kv in tree.scan_prefix(POS_PREFIX) {
-            let (k, v) = kv.map_err(storage)?;
-            let p = u32::from_be_bytes(
-                k[POS_PREFIX.len()..]
-                    .try_into()
-                    .map_err(|_| corrupt("position key".into()))?,
-            );
-            let o = u64::from_be_bytes(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| corrupt("position value".into()))?,
-            );
-            positions.insert(p, o);
-        }
+        let positions = clearing_log::store::read_positions(&tree, POS_PREFIX)
+            .map_err(|e| corrupt(e.to_string()))?;
         let mut txns = Txns::default();
         let mut seqs = HashMap::new();
         let mut next_segment = 0;
@@ -252,7 +228,10 @@ impl WriteModel {
             self.reference_dirty = false;
         }
         for (partition, next) in ends {
-            batch.insert(pos_key(*partition), &next.to_be_bytes());
+            batch.insert(
+                clearing_log::store::position_key(POS_PREFIX, *partition),
+                &next.to_be_bytes(),
+            );
         }
         self.tree.apply_batch(batch).map_err(|e| self.storage(e))?;
         self.positions.extend(ends);

@@ -134,7 +134,8 @@ fn a_lost_write_model_commit_is_recovered_from_the_log() {
         run(&log, &mut wm, &first_half.join("\n"));
     }
     // keep the write model as it stood after the first half…
-    copy_dir(&dir.path().join("writer"), &snapshot.path().join("writer"));
+    clearing_testkit::copy_dir(&dir.path().join("writer"), &snapshot.path().join("writer"))
+        .unwrap();
     {
         let log = EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap();
         let mut wm = WriteModel::open(dir.path()).unwrap();
@@ -142,7 +143,8 @@ fn a_lost_write_model_commit_is_recovered_from_the_log() {
     }
     // …and put it back, as if the second half's commits had never reached disk
     std::fs::remove_dir_all(dir.path().join("writer")).unwrap();
-    copy_dir(&snapshot.path().join("writer"), &dir.path().join("writer"));
+    clearing_testkit::copy_dir(&snapshot.path().join("writer"), &dir.path().join("writer"))
+        .unwrap();
     let log = EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap();
     let mut wm = WriteModel::open(dir.path()).unwrap();
     let end = log.end(Topic::Events);
@@ -213,17 +215,4 @@ fn blank_lines_are_skipped_and_line_numbers_still_count_them() {
         panic!()
     };
     assert_eq!((r.line, r.raw.as_str()), (3, "{broken"));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

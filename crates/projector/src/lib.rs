@@ -121,6 +121,24 @@ fn segment_key(prefix: &str, date: NaiveDate, first: Position) -> Vec<u8> {
     ])
 }
 
+/// Adds one segment per business date to a batch: the date's records of
+/// this batch, as LZ4-compressed JSON (sled rewrites whole tree nodes with
+/// their values, so bytes per value are what writing costs).
+fn put_segments<T: Serialize>(
+    batch: &mut sled::Batch,
+    prefix: &str,
+    first: Position,
+    by_date: &BTreeMap<NaiveDate, Vec<T>>,
+) {
+    for (date, entries) in by_date {
+        let json = serde_json::to_vec(entries).expect("segments serialise");
+        batch.insert(
+            segment_key(prefix, *date, first),
+            lz4_flex::compress_prepend_size(&json),
+        );
+    }
+}
+
 pub struct Projector {
     path: PathBuf,
     _db: sled::Db,
@@ -145,28 +163,14 @@ impl Projector {
             path: path.display().to_string(),
             detail: detail.into(),
         };
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(64 * 1024 * 1024)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(storage)?;
+        let db = clearing_log::store::open(&path).map_err(storage)?;
         let tree = db.open_tree("state").map_err(storage)?;
-        let mut positions = BTreeMap::new();
-        for kv in tree.scan_prefix(POS) {
-            let (k, v) = kv.map_err(storage)?;
-            let p = u32::from_be_bytes(
-                k[POS.len()..]
-                    .try_into()
-                    .map_err(|_| corrupt("position key"))?,
-            );
-            let o = u64::from_be_bytes(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| corrupt("position value"))?,
-            );
-            positions.insert(p, o);
-        }
+        let positions = clearing_log::store::read_positions(&tree, POS).map_err(|e| {
+            ProjectorError::Corrupt {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            }
+        })?;
         let high_water = match tree.get(HW).map_err(storage)? {
             Some(v) => serde_json::from_slice(&v).map_err(|_| corrupt("high-water marks"))?,
             None => BTreeMap::new(),
@@ -490,22 +494,8 @@ impl Handler for Projector {
                 .batch
                 .insert(k, serde_json::to_vec(&row).expect("row serialises"));
         }
-        // Segments are LZ4-compressed JSON: sled rewrites whole tree nodes
-        // with their values, so bytes per value are what writing costs.
-        for (date, entries) in &pending.txns {
-            let json = serde_json::to_vec(entries).expect("index serialises");
-            pending.batch.insert(
-                segment_key("txn", *date, first),
-                lz4_flex::compress_prepend_size(&json),
-            );
-        }
-        for (date, entries) in &pending.risk {
-            let json = serde_json::to_vec(entries).expect("risk serialises");
-            pending.batch.insert(
-                segment_key("risk", *date, first),
-                lz4_flex::compress_prepend_size(&json),
-            );
-        }
+        put_segments(&mut pending.batch, "txn", first, &pending.txns);
+        put_segments(&mut pending.batch, "risk", first, &pending.risk);
         if pending.high_water_changed {
             pending.batch.insert(
                 HW,
@@ -513,7 +503,7 @@ impl Handler for Projector {
             );
         }
         pending.batch.insert(
-            key(&[POS, &partition.to_be_bytes()]),
+            clearing_log::store::position_key(POS, partition),
             &next_offset.to_be_bytes(),
         );
         self.tree

@@ -15,31 +15,8 @@ use clearing_core::settlement::{add_delta, FlaggedTxn};
 use clearing_core::{Channel, Event, EventBody, Fen};
 use clearing_log::Position;
 use clearing_projector::Projector;
+use clearing_testkit::seeded_runner;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-
-fn runner(name: &str, cases: u32) -> TestRunner {
-    let seed: u64 = std::env::var("CLEARING_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("{name}: seed {seed} (replay with CLEARING_TEST_SEED={seed})");
-    let mut bytes = [0u8; 32];
-    bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    TestRunner::new_with_rng(
-        Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
-    )
-}
 
 const MERCHANTS: [(&str, Clearing, SettlementCycle); 3] = [
     ("M1", Clearing::FirstParty, SettlementCycle::T1),
@@ -243,7 +220,7 @@ fn project(dir: &Path, log: &[Event], batch_sizes: &[usize], restart_at: usize) 
 
 #[test]
 fn projection_equals_the_in_memory_fold_across_batches_restarts_and_redeliveries() {
-    let mut r = runner("projection_equals_the_in_memory_fold", 48);
+    let mut r = seeded_runner("projection_equals_the_in_memory_fold", 48);
     let op = (
         0u8..10,
         0usize..3,

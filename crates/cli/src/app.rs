@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use clearing_core::calendar::{china_offset, Calendar};
 use clearing_core::settlement::{risk_report, settlement_report, RiskReport, SettlementReport};
 use clearing_log::embedded::EmbeddedLog;
+use clearing_log::kafka::{KafkaLog, KafkaSettings};
 use clearing_log::{EventLog, TopicNames};
 use clearing_producer::{IngestSummary, WriteModel};
 use clearing_projector::Projector;
@@ -41,6 +42,10 @@ pub struct Cli {
         global = true
     )]
     topic_prefix: String,
+    /// Partitions of each topic, used when creating topics on Kafka and
+    /// checked against existing ones.
+    #[arg(long, env = "CLEARING_PARTITIONS", default_value_t = 8, global = true)]
+    partitions: u32,
     #[command(subcommand)]
     command: Command,
 }
@@ -159,15 +164,12 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 pub struct Config {
     pub data_dir: PathBuf,
     pub topics: TopicNames,
+    /// `None`: the embedded log in the data dir.
+    pub kafka: Option<KafkaSettings>,
 }
 
 impl Config {
     fn from_cli(cli: &Cli) -> Result<Config> {
-        if let Some(brokers) = &cli.kafka {
-            bail!(
-                "--kafka {brokers}: this build has only the embedded log; unset --kafka/CLEARING_KAFKA to use it"
-            );
-        }
         let prefix = cli.topic_prefix.trim();
         if prefix.is_empty()
             || !prefix
@@ -179,12 +181,21 @@ impl Config {
                 cli.topic_prefix
             );
         }
+        let topics = TopicNames::with_prefix(prefix);
+        let kafka = match cli.kafka.as_deref().filter(|k| !k.trim().is_empty()) {
+            Some(brokers) => Some(
+                KafkaSettings::new(brokers, topics.clone(), cli.partitions)
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            None => None,
+        };
         Ok(Config {
             data_dir: cli
                 .data_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("./clearing-data")),
-            topics: TopicNames::with_prefix(prefix),
+            topics,
+            kafka,
         })
     }
 }
@@ -205,7 +216,18 @@ fn retry_locked<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>)
     }
 }
 
-pub fn open_log(cfg: &Config) -> Result<EmbeddedLog> {
+/// Opens the configured log: Kafka when `--kafka` is set, else the
+/// embedded log in the data dir.
+pub fn open_log(cfg: &Config) -> Result<Box<dyn EventLog>> {
+    fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    Ok(match &cfg.kafka {
+        Some(k) => Box::new(KafkaLog::open(k.clone()).context("opening the log")?),
+        None => Box::new(open_embedded(cfg)?),
+    })
+}
+
+pub fn open_embedded(cfg: &Config) -> Result<EmbeddedLog> {
     fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     retry_locked(|| EmbeddedLog::open(&cfg.data_dir, cfg.topics.clone())).context("opening the log")
@@ -441,11 +463,24 @@ fn follow_log(cfg: &Config, poll: Duration) -> Result<()> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the signal handler")?;
     let mut applied = 0u64;
+    // A broker connection is kept; the embedded log is reopened per poll so
+    // that other processes can use the data dir in between.
+    let kafka = match &cfg.kafka {
+        Some(_) => Some(open_log(cfg)?),
+        None => None,
+    };
     while !stop.load(Ordering::SeqCst) {
         {
-            let log = open_log(cfg)?;
+            let reopened;
+            let log: &dyn EventLog = match &kafka {
+                Some(k) => k.as_ref(),
+                None => {
+                    reopened = open_embedded(cfg)?;
+                    &reopened
+                }
+            };
             let mut p = open_projector(cfg)?;
-            let stats = p.catch_up(&log, |_| {}).context("projecting")?;
+            let stats = p.catch_up(log, |_| {}).context("projecting")?;
             p.flush()?;
             applied += stats.events;
             if stats.events > 0 {
@@ -505,6 +540,7 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
     let dcfg = Config {
         data_dir: dir.clone(),
         topics: cfg.topics.clone(),
+        kafka: cfg.kafka.clone(),
     };
     let log = open_log(&dcfg)?;
     let mut wm = open_write_model(&dcfg)?;

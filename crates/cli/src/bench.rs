@@ -65,8 +65,9 @@ fn prepare(dir: &Path, cfg: &Config, input: &Path) -> Result<(Config, EmbeddedLo
     let dcfg = Config {
         data_dir: dir.to_path_buf(),
         topics: cfg.topics.clone(),
+        kafka: None,
     };
-    let log = crate::app::open_log(&dcfg)?;
+    let log = crate::app::open_embedded(&dcfg)?;
     let mut wm = WriteModel::open(dir)?;
     load_fees(
         &log,

@@ -252,6 +252,7 @@ mod tests {
         Record {
             key: key.to_string(),
             payload: payload.as_bytes().to_vec(),
+            headers: Vec::new(),
         }
     }
 

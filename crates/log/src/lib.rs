@@ -10,6 +10,7 @@
 use std::fmt;
 
 pub mod embedded;
+pub mod kafka;
 pub mod store;
 
 /// Where a record sits in a topic: partition and offset, as in Kafka.
@@ -72,11 +73,14 @@ impl TopicNames {
     }
 }
 
-/// A record to append: the partition key and the payload.
+/// A record to append: the partition key, the payload, and headers (the
+/// Kafka adapter sends them as message headers; the embedded log, which
+/// only ever hands records back to this program, does not keep them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     pub key: String,
     pub payload: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// A record read back, with its position.
@@ -129,4 +133,29 @@ pub trait EventLog {
 
     /// A human description for messages (`embedded log at DIR`, `kafka at …`).
     fn describe(&self) -> String;
+}
+
+/// A boxed log is a log: lets callers choose the adapter at run time.
+impl<L: EventLog + ?Sized> EventLog for Box<L> {
+    fn append(&self, topic: Topic, records: &[Record]) -> Result<Vec<Position>, LogError> {
+        (**self).append(topic, records)
+    }
+
+    fn partitions(&self, topic: Topic) -> Result<u32, LogError> {
+        (**self).partitions(topic)
+    }
+
+    fn read(
+        &self,
+        topic: Topic,
+        partition: u32,
+        offset: u64,
+        records_max: usize,
+    ) -> Result<Vec<Delivered>, LogError> {
+        (**self).read(topic, partition, offset, records_max)
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
 }

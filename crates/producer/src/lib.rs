@@ -68,6 +68,24 @@ pub enum ProducerError {
     CatchUp(#[from] clearing_consumer::ConsumeError<WriteModelError>),
 }
 
+/// An event as a log record: its encoding under `key`, with its type,
+/// schema version and id also as headers, so that consumers can route or
+/// skip messages without decoding them.
+fn to_record(e: &Event, key: String) -> Record {
+    Record {
+        key,
+        payload: e.encode(),
+        headers: vec![
+            ("type", e.type_name().to_string()),
+            (
+                "schema_version",
+                clearing_core::events::SCHEMA_VERSION.to_string(),
+            ),
+            ("event_id", e.event_id.clone()),
+        ],
+    }
+}
+
 /// Publishes decided events (already applied to the write model as
 /// pending) and then commits the write model at the new log end.
 fn publish<L: EventLog + ?Sized>(
@@ -82,10 +100,7 @@ fn publish<L: EventLog + ?Sized>(
     let records: Vec<Record> = events
         .par_iter()
         .with_min_len(256)
-        .map(|e| Record {
-            key: e.key().to_string(),
-            payload: e.encode(),
-        })
+        .map(|e| to_record(e, e.key().to_string()))
         .collect();
     let positions = log.append(Topic::Events, &records)?;
     let mut ends: BTreeMap<u32, u64> = BTreeMap::new();
@@ -476,10 +491,7 @@ fn decide_line(
                     detail: r.detail,
                 }),
             };
-            dead.push(Record {
-                key: source_name.to_string(),
-                payload: event.encode(),
-            });
+            dead.push(to_record(&event, source_name.to_string()));
         }
     }
 }

@@ -1,0 +1,407 @@
+//! The Kafka adapter of the event-log port (rdkafka, bundled librdkafka).
+//!
+//! Writing: an idempotent producer (`enable.idempotence=true`, `acks=all`),
+//! key = the record's key (the merchant), the murmur2 partitioner Java
+//! clients use, headers as given. `append` returns only when every record
+//! is acknowledged, with its partition and offset; a full local queue is
+//! back-pressure (wait and resend), not an error. librdkafka retries
+//! internally until `message.timeout.ms`, then the append fails with a
+//! reason.
+//!
+//! Reading: one consumer per (topic, partition), *assigned* (no group) at
+//! the offset the caller stores, reading until partition EOF. End offsets
+//! (watermarks) are never trusted: some brokers report stale ones.
+//!
+//! Topics are created with the configured partition count when missing; an
+//! existing topic with another count is an error, because positions stored
+//! by projections would no longer mean what they meant.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::instrument;
+
+use crate::{Delivered, EventLog, LogError, Position, Record, Topic, TopicNames};
+
+/// How long to wait for the broker's metadata (topics, partitions).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+/// A poll of a partition that brings nothing for this long, without an
+/// end-of-partition event, means the broker is not answering.
+const READ_STALL_MAX: Duration = Duration::from_secs(30);
+
+/// Validated Kafka settings.
+#[derive(Clone, Debug)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub topics: TopicNames,
+    /// Partitions of each topic, used when creating it and checked after.
+    pub partitions: u32,
+    /// How long librdkafka keeps retrying one message before giving up.
+    pub message_timeout_ms: u64,
+}
+
+impl KafkaSettings {
+    /// Checks a `--kafka` string: `host:port[,host:port…]`.
+    pub fn new(
+        brokers: &str,
+        topics: TopicNames,
+        partitions: u32,
+    ) -> Result<KafkaSettings, String> {
+        let valid = !brokers.trim().is_empty()
+            && brokers.split(',').all(|b| match b.trim().rsplit_once(':') {
+                Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+                None => false,
+            });
+        if !valid {
+            return Err(format!(
+                "--kafka {brokers:?}: expected host:port[,host:port…]"
+            ));
+        }
+        if partitions == 0 {
+            return Err("--partitions must be at least 1".to_string());
+        }
+        Ok(KafkaSettings {
+            brokers: brokers.trim().to_string(),
+            topics,
+            partitions,
+            message_timeout_ms: 30_000,
+        })
+    }
+}
+
+/// Collects delivery reports, keyed by the id each record was sent with.
+#[derive(Default)]
+struct Deliveries {
+    reports: Mutex<HashMap<u64, Result<Position, String>>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Box<u64>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, id: Box<u64>) {
+        let report = match result {
+            Ok(m) => Ok(Position {
+                partition: m.partition() as u32,
+                offset: m.offset() as u64,
+            }),
+            Err((e, _)) => Err(e.to_string()),
+        };
+        self.reports
+            .lock()
+            .expect("deliveries mutex")
+            .insert(*id, report);
+    }
+}
+
+struct Reader {
+    consumer: BaseConsumer,
+    /// Where the next poll continues, when still positioned.
+    next: Option<u64>,
+}
+
+pub struct KafkaLog {
+    settings: KafkaSettings,
+    producer: ThreadedProducer<Deliveries>,
+    next_id: AtomicU64,
+    readers: Mutex<HashMap<(Topic, u32), Reader>>,
+}
+
+fn broker_err(settings: &KafkaSettings, what: &str, e: impl std::fmt::Display) -> LogError {
+    LogError::Broker(format!("kafka at {}: {what}: {e}", settings.brokers))
+}
+
+impl KafkaLog {
+    /// Connects, creates missing topics and checks their partition counts.
+    pub fn open(settings: KafkaSettings) -> Result<KafkaLog, LogError> {
+        let producer: ThreadedProducer<Deliveries> = ClientConfig::new()
+            .set("bootstrap.servers", &settings.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set(
+                "message.timeout.ms",
+                settings.message_timeout_ms.to_string(),
+            )
+            .set("linger.ms", "5")
+            .set("queue.buffering.max.messages", "200000")
+            .create_with_context(Deliveries::default())
+            .map_err(|e| broker_err(&settings, "creating the producer", e))?;
+        let log = KafkaLog {
+            settings,
+            producer,
+            next_id: AtomicU64::new(0),
+            readers: Mutex::new(HashMap::new()),
+        };
+        log.ensure_topics()?;
+        Ok(log)
+    }
+
+    fn ensure_topics(&self) -> Result<(), LogError> {
+        let s = &self.settings;
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &s.brokers)
+            .create()
+            .map_err(|e| broker_err(s, "creating the admin client", e))?;
+        let names = [s.topics.name(Topic::Events), s.topics.name(Topic::Rejected)];
+        let new: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|n| NewTopic::new(n, s.partitions as i32, TopicReplication::Fixed(1)))
+            .collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| broker_err(s, "starting the admin runtime", e))?;
+        let opts = AdminOptions::new()
+            .operation_timeout(Some(METADATA_TIMEOUT))
+            .request_timeout(Some(METADATA_TIMEOUT));
+        let results = runtime
+            .block_on(admin.create_topics(&new, &opts))
+            .map_err(|e| broker_err(s, "unreachable (creating topics)", e))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(broker_err(s, &format!("creating topic {topic}"), code))
+                }
+            }
+        }
+        for name in names {
+            let found = self.partition_count(name)?;
+            if found != s.partitions {
+                return Err(broker_err(
+                    s,
+                    &format!("topic {name}"),
+                    format!(
+                        "has {found} partitions, expected {} (set --partitions to match the topic)",
+                        s.partitions
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn partition_count(&self, topic: &str) -> Result<u32, LogError> {
+        let md = self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|e| broker_err(&self.settings, "unreachable (metadata)", e))?;
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .ok_or_else(|| {
+                broker_err(
+                    &self.settings,
+                    &format!("topic {topic}"),
+                    "missing from metadata",
+                )
+            })?;
+        if let Some(e) = t.error() {
+            return Err(broker_err(
+                &self.settings,
+                &format!("topic {topic}"),
+                RDKafkaErrorCode::from(e),
+            ));
+        }
+        Ok(t.partitions().len() as u32)
+    }
+
+    fn reader(&self, topic: Topic, partition: u32) -> Result<BaseConsumer, LogError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.brokers)
+            // Assigned partitions, no group membership and no commits: the
+            // positions that matter are stored by the projections.
+            .set(
+                "group.id",
+                format!("clearing-reader-{}", self.settings.topics.name(topic)),
+            )
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "100")
+            .create()
+            .map_err(|e| {
+                broker_err(
+                    &self.settings,
+                    &format!("creating a reader of partition {partition}"),
+                    e,
+                )
+            })
+    }
+}
+
+impl EventLog for KafkaLog {
+    #[instrument(level = "debug", skip(self, records), fields(records = records.len()))]
+    fn append(&self, topic: Topic, records: &[Record]) -> Result<Vec<Position>, LogError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let name = self.settings.topics.name(topic);
+        let first_id = self
+            .next_id
+            .fetch_add(records.len() as u64, Ordering::SeqCst);
+        for (i, r) in records.iter().enumerate() {
+            let headers = r.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(v.as_str()),
+                })
+            });
+            let mut record = BaseRecord::with_opaque_to(name, Box::new(first_id + i as u64))
+                .key(r.key.as_str())
+                .payload(r.payload.as_slice())
+                .headers(headers);
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    // The local queue is full: wait for deliveries to drain it.
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        self.producer.poll(Duration::from_millis(50));
+                    }
+                    Err((e, _)) => {
+                        return Err(broker_err(&self.settings, &format!("sending to {name}"), e))
+                    }
+                }
+            }
+        }
+        let wait = Duration::from_millis(self.settings.message_timeout_ms) + Duration::from_secs(5);
+        self.producer.flush(wait).map_err(|e| {
+            broker_err(
+                &self.settings,
+                &format!("waiting for {name} to acknowledge"),
+                e,
+            )
+        })?;
+        let mut reports = self
+            .producer
+            .context()
+            .reports
+            .lock()
+            .expect("deliveries mutex");
+        let mut positions = Vec::with_capacity(records.len());
+        let mut failed = None;
+        for i in 0..records.len() as u64 {
+            match reports.remove(&(first_id + i)) {
+                Some(Ok(p)) => positions.push(p),
+                Some(Err(e)) => failed = failed.or(Some(e)),
+                None => failed = failed.or(Some("no delivery report".to_string())),
+            }
+        }
+        match failed {
+            None => Ok(positions),
+            Some(e) => Err(broker_err(
+                &self.settings,
+                &format!(
+                    "{} of {} records acknowledged by {name}",
+                    positions.len(),
+                    records.len()
+                ),
+                e,
+            )),
+        }
+    }
+
+    fn partitions(&self, topic: Topic) -> Result<u32, LogError> {
+        self.partition_count(self.settings.topics.name(topic))
+    }
+
+    fn read(
+        &self,
+        topic: Topic,
+        partition: u32,
+        offset: u64,
+        records_max: usize,
+    ) -> Result<Vec<Delivered>, LogError> {
+        let name = self.settings.topics.name(topic);
+        let mut readers = self.readers.lock().expect("readers mutex");
+        let reader = match readers.entry((topic, partition)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(Reader {
+                consumer: self.reader(topic, partition)?,
+                next: None,
+            }),
+        };
+        if reader.next != Some(offset) {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(name, partition as i32, Offset::Offset(offset as i64))
+                .map_err(|e| broker_err(&self.settings, "positioning a reader", e))?;
+            reader
+                .consumer
+                .assign(&tpl)
+                .map_err(|e| broker_err(&self.settings, "positioning a reader", e))?;
+            reader.next = Some(offset);
+        }
+        let mut out = Vec::new();
+        let mut last_progress = Instant::now();
+        while out.len() < records_max {
+            match reader.consumer.poll(Duration::from_millis(100)) {
+                None => {
+                    if last_progress.elapsed() > READ_STALL_MAX {
+                        reader.next = None;
+                        return Err(broker_err(
+                            &self.settings,
+                            &format!("reading {name}/{partition}"),
+                            "no answer and no end of partition",
+                        ));
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    // Next time, position again: a fresh assignment reports
+                    // the end of the partition again if nothing is new.
+                    reader.next = None;
+                    break;
+                }
+                Some(Err(e)) => {
+                    reader.next = None;
+                    return Err(broker_err(
+                        &self.settings,
+                        &format!("reading {name}/{partition}"),
+                        e,
+                    ));
+                }
+                Some(Ok(m)) => {
+                    last_progress = Instant::now();
+                    let at = m.offset() as u64;
+                    if at < offset {
+                        continue;
+                    }
+                    out.push(Delivered {
+                        position: Position {
+                            partition,
+                            offset: at,
+                        },
+                        key: m
+                            .key()
+                            .map(|k| String::from_utf8_lossy(k).into_owned())
+                            .unwrap_or_default(),
+                        payload: m.payload().unwrap_or_default().to_vec(),
+                    });
+                    if reader.next.is_some() {
+                        reader.next = Some(at + 1);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn describe(&self) -> String {
+        format!("kafka at {}", self.settings.brokers)
+    }
+}

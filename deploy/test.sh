@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one command that runs every test of the clearing ledger.
 #
-# It needs nothing but the Rust toolchain: everything else the tests use is
-# built by cargo. It is what the README's test command and .ci/run call.
+# It needs nothing but the Rust toolchain and python3: it builds what the
+# tests use, installs (once, cached) and starts a Kafka-protocol broker on
+# 127.0.0.1 for the Kafka tests, and stops it by its PID at the end, also
+# when tests fail. It is what the README's test command and .ci/run call.
 # The last line it prints is the total: "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +15,15 @@ cargo fmt --all -- --check
 echo "== build (release, for the demo run below)"
 cargo build --release --locked --bin clearing
 
-echo "== tests"
+echo "== broker"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'deploy/dev-broker.sh stop; rm -f "$log"' EXIT
+CLEARING_TEST_KAFKA=$(deploy/dev-broker.sh start | tail -n 1)
+export CLEARING_TEST_KAFKA
+echo "broker at $CLEARING_TEST_KAFKA"
+
+echo "== tests"
+
 status=0
 cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
 
@@ -26,6 +34,8 @@ else
     echo "demo FAILED"
     status=1
 fi
+
+deploy/dev-broker.sh stop
 
 # Totals over every test binary, from cargo's own "test result:" lines.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -1,0 +1,219 @@
+//! The ledger on a real Kafka-protocol broker. `deploy/test.sh` starts one
+//! on 127.0.0.1 and passes its address in `CLEARING_TEST_KAFKA`; without
+//! it these tests fail rather than skip. Each test uses its own random
+//! topic prefix and data dirs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clearing");
+
+fn broker() -> String {
+    std::env::var("CLEARING_TEST_KAFKA")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .expect("CLEARING_TEST_KAFKA is not set: run ./deploy/test.sh, which starts a broker and sets it")
+}
+
+fn prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("t{}-{}-{}", std::process::id(), nanos % 1_000_000_000, test)
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/day1")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+struct Ledger {
+    dir: tempfile::TempDir,
+    kafka: Option<(String, String)>,
+}
+
+impl Ledger {
+    fn embedded() -> Ledger {
+        Ledger {
+            dir: tempfile::tempdir().unwrap(),
+            kafka: None,
+        }
+    }
+
+    fn kafka(prefix: &str) -> Ledger {
+        Ledger {
+            dir: tempfile::tempdir().unwrap(),
+            kafka: Some((broker(), prefix.to_string())),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(BIN);
+        c.arg("--data-dir")
+            .arg(self.dir.path())
+            .env_remove("CLEARING_KAFKA")
+            .env_remove("CLEARING_TOPIC_PREFIX");
+        if let Some((brokers, prefix)) = &self.kafka {
+            c.args([
+                "--kafka",
+                brokers,
+                "--topic-prefix",
+                prefix,
+                "--partitions",
+                "4",
+            ]);
+        }
+        c.args(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn load_day(&self) -> Value {
+        self.ok(&[
+            "fees",
+            "load",
+            &fixture("fees.toml"),
+            "--holidays",
+            &fixture("holidays.txt"),
+        ]);
+        self.ok(&[
+            "registry",
+            "load",
+            "--merchants",
+            &fixture("merchants.jsonl"),
+            "--intermediaries",
+            &fixture("intermediaries.jsonl"),
+        ]);
+        self.json(&["ingest", &fixture("transactions.jsonl"), "--format", "json"])
+    }
+
+    fn reports(&self) -> Vec<Value> {
+        vec![
+            self.json(&[
+                "report",
+                "settlement",
+                "--date",
+                "2026-11-20",
+                "--format",
+                "json",
+            ]),
+            self.json(&[
+                "report",
+                "settlement",
+                "--date",
+                "2026-11-21",
+                "--format",
+                "json",
+            ]),
+            self.json(&["report", "risk", "--date", "2026-11-20", "--format", "json"]),
+        ]
+    }
+}
+
+fn expected(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn reports_on_kafka_equal_reports_on_the_embedded_log() {
+    let embedded = Ledger::embedded();
+    let kafka = Ledger::kafka(&prefix("parity"));
+    assert_eq!(embedded.load_day(), expected("expected_ingest.json"));
+    assert_eq!(kafka.load_day(), expected("expected_ingest.json"));
+    let reports = kafka.reports();
+    assert_eq!(reports, embedded.reports());
+    assert_eq!(reports[0], expected("expected_settlement_2026-11-20.json"));
+    assert_eq!(reports[2], expected("expected_risk_2026-11-20.json"));
+}
+
+#[test]
+fn a_rerun_on_kafka_is_all_duplicates_and_a_rebuild_from_the_topic_has_the_same_digest() {
+    let p = prefix("rerun");
+    let first = Ledger::kafka(&p);
+    first.load_day();
+    let again = first.json(&["ingest", &fixture("transactions.jsonl"), "--format", "json"]);
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(18))
+    );
+    let digest = first.json(&["digest", "--format", "json"]);
+    // another data dir on the same topics: the write model and the
+    // projections are rebuilt from the broker alone
+    let second = Ledger::kafka(&p);
+    assert_eq!(second.json(&["digest", "--format", "json"]), digest);
+    let rerun = second.json(&["ingest", &fixture("transactions.jsonl"), "--format", "json"]);
+    assert_eq!(
+        rerun["accepted"], 0,
+        "the new write model caught up from the topic first"
+    );
+    assert_eq!(
+        second.reports()[0],
+        expected("expected_settlement_2026-11-20.json")
+    );
+}
+
+#[test]
+fn an_existing_topic_with_another_partition_count_is_refused() {
+    let p = prefix("parts");
+    Ledger::kafka(&p).ok(&["digest"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "--kafka",
+            &broker(),
+            "--topic-prefix",
+            &p,
+            "--partitions",
+            "3",
+            "digest",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(e.contains("has 4 partitions, expected 3"), "{e}");
+}
+
+#[test]
+fn an_unreachable_broker_is_a_one_line_error() {
+    // a port nobody listens on
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--kafka", &format!("127.0.0.1:{port}"), "digest"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

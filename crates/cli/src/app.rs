@@ -219,10 +219,13 @@ fn retry_locked<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>)
 /// Opens the configured log: Kafka when `--kafka` is set, else the
 /// embedded log in the data dir.
 pub fn open_log(cfg: &Config) -> Result<Box<dyn EventLog>> {
-    fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     Ok(match &cfg.kafka {
-        Some(k) => Box::new(KafkaLog::open(k.clone()).context("opening the log")?),
+        Some(k) => {
+            // the data dir still holds the write model and the projections
+            fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+            Box::new(KafkaLog::open(k.clone()).context("opening the log")?)
+        }
         None => Box::new(open_embedded(cfg)?),
     })
 }

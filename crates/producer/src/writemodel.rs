@@ -243,10 +243,6 @@ impl WriteModel {
         &self.txns
     }
 
-    pub fn position(&self, partition: u32) -> u64 {
-        self.positions.get(&partition).copied().unwrap_or(0)
-    }
-
     /// Durably stores what sled has buffered.
     pub fn flush(&self) -> Result<(), WriteModelError> {
         self.tree.flush().map(|_| ()).map_err(|e| self.storage(e))

@@ -257,6 +257,26 @@ fn projection_equals_the_in_memory_fold_across_batches_restarts_and_redeliveries
         let p = project(dir.path(), &log, &batch_sizes, restart_at);
         // a copy applied twice would double its sale in the rows
         prop_assert_eq!(projected(&p), expected.clone());
+        // the transaction index holds every record once, at its first position
+        let mut first_position = std::collections::BTreeMap::new();
+        for (i, e) in log.iter().enumerate() {
+            if let EventBody::TransactionRecorded(t) = &e.body {
+                first_position
+                    .entry(t.txn_id.clone())
+                    .or_insert((format!("0:{i}"), t.business_date));
+            }
+        }
+        let indexed: usize = dates()
+            .into_iter()
+            .map(|d| p.txns_on(d).unwrap().len())
+            .sum();
+        prop_assert_eq!(indexed, first_position.len());
+        for (id, (position, date)) in first_position.iter().take(5) {
+            let found = p.find_txns(id).unwrap();
+            prop_assert_eq!(found.len(), 1);
+            prop_assert_eq!(&found[0].position, position);
+            prop_assert_eq!(found[0].business_date, *date);
+        }
         // the same log in one batch with no restart: the same digest
         let once = tempfile::tempdir().unwrap();
         let q = project(once.path(), &log, &[log.len().max(1)], usize::MAX);

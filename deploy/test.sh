@@ -15,6 +15,14 @@ cargo fmt --all -- --check
 echo "== build (release, for the demo run below)"
 cargo build --release --locked --bin clearing
 
+echo "== outside Kafka client (Python confluent-kafka, for interoperability tests)"
+if [ ! -x target/outside-client/bin/python ] || ! target/outside-client/bin/python -c 'import confluent_kafka' 2>/dev/null; then
+    python3 -m venv target/outside-client
+    target/outside-client/bin/pip install --quiet --disable-pip-version-check confluent-kafka==2.16.1
+fi
+CLEARING_TEST_PYTHON=$PWD/target/outside-client/bin/python
+export CLEARING_TEST_PYTHON
+
 echo "== broker"
 log=$(mktemp)
 trap 'deploy/dev-broker.sh stop; rm -f "$log"' EXIT

@@ -217,3 +217,32 @@ fn an_unreachable_broker_is_a_one_line_error() {
     assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+#[test]
+fn an_outside_kafka_client_reads_the_ledger_by_standard_conventions() {
+    let python = std::env::var("CLEARING_TEST_PYTHON").expect(
+        "CLEARING_TEST_PYTHON is not set: run ./deploy/test.sh, which installs the outside client",
+    );
+    let p = prefix("outside");
+    let ledger = Ledger::kafka(&p);
+    ledger.load_day();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/outside_client/read_events.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(broker())
+        .arg(format!("{p}.events"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "outside client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 1 fee schedule, 1 intermediary, 4 merchants, 16 accepted records
+    assert_eq!(seen["events"], 22, "{seen}");
+    assert_eq!(seen["types"]["SaleRecorded"], 13);
+    assert_eq!(seen["types"]["RefundRecorded"], 1);
+    assert_eq!(seen["types"]["MerchantRegistered"], 4);
+}

@@ -246,3 +246,50 @@ fn an_outside_kafka_client_reads_the_ledger_by_standard_conventions() {
     assert_eq!(seen["types"]["RefundRecorded"], 1);
     assert_eq!(seen["types"]["MerchantRegistered"], 4);
 }
+
+#[test]
+fn every_event_delivered_twice_leaves_the_digest_and_the_reports_unchanged() {
+    use clearing_log::kafka::{KafkaLog, KafkaSettings};
+    use clearing_log::{EventLog, Record, Topic, TopicNames};
+    let p = prefix("twice");
+    let ledger = Ledger::kafka(&p);
+    ledger.load_day();
+    let before = ledger.json(&["digest", "--format", "json"]);
+    let reports = ledger.reports();
+    // publish every event of the topic again, as a producer retrying
+    // after lost acknowledgements would: same keys, same payloads
+    let log =
+        KafkaLog::open(KafkaSettings::new(&broker(), TopicNames::with_prefix(&p), 4).unwrap())
+            .unwrap();
+    let mut copies = 0;
+    for partition in 0..log.partitions(Topic::Events).unwrap() {
+        let records: Vec<Record> = log
+            .read(Topic::Events, partition, 0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|d| Record {
+                key: d.key,
+                payload: d.payload,
+                headers: Vec::new(),
+            })
+            .collect();
+        copies += records.len();
+        log.append(Topic::Events, &records).unwrap();
+    }
+    assert_eq!(copies, 22);
+    let projected = ledger.json(&["project", "--format", "json"]);
+    assert_eq!(projected["events_applied"], 22);
+    assert_eq!(projected["redelivered_skipped"], 22);
+    let after = ledger.json(&["digest", "--format", "json"]);
+    assert_eq!(after["digest"], before["digest"], "every copy was skipped");
+    assert_ne!(
+        after["positions"], before["positions"],
+        "the copies were read"
+    );
+    assert_eq!(ledger.reports(), reports);
+    // a fresh directory reading the doubled topics reaches the same state
+    assert_eq!(
+        Ledger::kafka(&p).json(&["digest", "--format", "json"]),
+        after
+    );
+}

@@ -24,7 +24,8 @@
 //! of the events alone, and rows are sums, which commute; `digest` hashes
 //! the *records* (not the batch values) in key and position order, so two
 //! directories that applied the same events share a digest whatever their
-//! batch sizes, restarts or partition interleaving.
+//! batch sizes, restarts, redeliveries or partition interleaving; the
+//! positions are reported beside it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -302,7 +303,10 @@ impl Projector {
 
     /// SHA-256 over the projection state: every key and value in key order,
     /// except that batch values (`txn/`, `risk/`) contribute each record
-    /// on its own, so the digest does not depend on batch boundaries.
+    /// on its own, so the digest does not depend on batch boundaries, and
+    /// that the stored positions are left out: they are reported beside the
+    /// digest (`stored_positions`), so that a log carrying redelivered
+    /// copies of the same events yields the same state digest.
     pub fn digest(&self) -> Result<String, ProjectorError> {
         let mut h = Sha256::new();
         let mut put = |k: &[u8], v: &[u8]| {
@@ -313,6 +317,9 @@ impl Projector {
         };
         for kv in self.tree.iter() {
             let (k, v) = kv.map_err(|e| self.storage(e))?;
+            if k.starts_with(POS) {
+                continue;
+            }
             let batch_prefix = [&b"txn/"[..], b"risk/"]
                 .into_iter()
                 .find(|p| k.starts_with(p));

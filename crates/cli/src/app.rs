@@ -359,7 +359,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 let log = open_log(&cfg)?;
                 let mut p = open_projector(&cfg)?;
-                let stats = p.catch_up(&log, |_| {}).context("projecting")?;
+                let stats = project_all(&cfg, &log, &mut p)?;
                 p.flush()?;
                 report::projected(
                     stats.events,
@@ -377,7 +377,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let log = open_log(&cfg)?;
             let mut p = open_projector(&cfg)?;
-            p.catch_up(&log, |_| {}).context("projecting")?;
+            project_all(&cfg, &log, &mut p)?;
             let s = settlement(&p, args.date)?;
             if risk {
                 report::risk(&risk_of(&p, &s)?, args.format, &mut out)
@@ -388,7 +388,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Digest { format } => {
             let log = open_log(&cfg)?;
             let mut p = open_projector(&cfg)?;
-            p.catch_up(&log, |_| {}).context("projecting")?;
+            project_all(&cfg, &log, &mut p)?;
             report::digest(&p.digest()?, p.stored_positions(), format, &mut out)
         }
         Command::Bench(args) => crate::bench::run(&cfg, args, &mut out),
@@ -448,6 +448,27 @@ pub fn ingest_path(log: &dyn EventLog, wm: &mut WriteModel, file: &str) -> Resul
     Ok(summary)
 }
 
+/// Brings the projections to the end of the log. A message on the events
+/// topic that is not an event is recorded by the projector and
+/// dead-lettered here, with its position and reason, on the rejected topic.
+pub fn project_all(
+    cfg: &Config,
+    log: &dyn EventLog,
+    p: &mut Projector,
+) -> Result<clearing_consumer::CatchUp> {
+    let stats = p.catch_up(log, |_| {}).context("projecting")?;
+    let found = p.take_undecodable();
+    if !found.is_empty() {
+        tracing::error!(
+            count = found.len(),
+            "messages on the events topic are not events; dead-lettered"
+        );
+        clearing_producer::reject_undecodable(log, &cfg.topics.events, &found, &now())
+            .context("dead-lettering messages that are not events")?;
+    }
+    Ok(stats)
+}
+
 pub fn settlement(p: &Projector, date: NaiveDate) -> Result<SettlementReport> {
     let rows = p.settlement_rows(date)?;
     settlement_report(date, rows).context("settlement totals overflow")
@@ -483,7 +504,7 @@ fn follow_log(cfg: &Config, poll: Duration) -> Result<()> {
                 }
             };
             let mut p = open_projector(cfg)?;
-            let stats = p.catch_up(log, |_| {}).context("projecting")?;
+            let stats = project_all(cfg, log, &mut p)?;
             p.flush()?;
             applied += stats.events;
             if stats.events > 0 {
@@ -562,7 +583,7 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
     let summary = ingest_path(&log, &mut wm, &txn_path.display().to_string())?;
     drop(wm);
     let mut p = open_projector(&dcfg)?;
-    let projected = p.catch_up(&log, |_| {}).context("projecting")?;
+    let projected = project_all(&dcfg, &log, &mut p)?;
     p.flush()?;
     let s = settlement(&p, args.date)?;
     let r = risk_of(&p, &s)?;

@@ -293,3 +293,57 @@ fn every_event_delivered_twice_leaves_the_digest_and_the_reports_unchanged() {
         after
     );
 }
+
+#[test]
+fn a_message_that_is_not_an_event_is_dead_lettered_with_its_position_and_projection_goes_on() {
+    use clearing_core::{Event, EventBody};
+    use clearing_log::kafka::{KafkaLog, KafkaSettings};
+    use clearing_log::{EventLog, Record, Topic, TopicNames};
+    let p = prefix("foreign");
+    let ledger = Ledger::kafka(&p);
+    ledger.load_day();
+    let reports = ledger.reports();
+    let log =
+        KafkaLog::open(KafkaSettings::new(&broker(), TopicNames::with_prefix(&p), 4).unwrap())
+            .unwrap();
+    let at = log
+        .append(
+            Topic::Events,
+            &[Record {
+                key: "intruder".into(),
+                payload: b"{\"hello\":\"kafka\"}".to_vec(),
+                headers: Vec::new(),
+            }],
+        )
+        .unwrap()[0];
+    let projected = ledger.json(&["project", "--format", "json"]);
+    assert_eq!(projected["events_applied"], 1, "the projector read past it");
+    assert_eq!(ledger.reports(), reports, "and changed nothing");
+    let dead: Vec<Event> = (0..log.partitions(Topic::Rejected).unwrap())
+        .flat_map(|partition| log.read(Topic::Rejected, partition, 0, usize::MAX).unwrap())
+        .map(|d| Event::decode(&d.payload).unwrap())
+        .collect();
+    let foreign: Vec<_> = dead
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::RecordRejected(r)
+                if r.reason == clearing_core::ingest::Reason::InvalidEvent =>
+            {
+                Some(r)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(foreign.len(), 1, "{dead:?}");
+    assert_eq!(
+        foreign[0].position.as_deref(),
+        Some(at.to_string().as_str())
+    );
+    assert_eq!(foreign[0].source, format!("{p}.events"));
+    assert!(foreign[0].raw.contains("hello"), "{:?}", foreign[0]);
+    assert!(
+        foreign[0].detail.contains("not an event envelope"),
+        "{}",
+        foreign[0].detail
+    );
+}

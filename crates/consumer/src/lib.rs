@@ -23,6 +23,17 @@ pub const BATCH_EVENTS_MAX: usize = 4096;
 pub struct Item {
     pub position: Position,
     pub event: Result<Event, DecodeError>,
+    /// The raw payload, kept only when it could not be decoded, so that it
+    /// can be dead-lettered as received.
+    pub raw: Option<Vec<u8>>,
+}
+
+/// A message on the events topic that is not an event this build can read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undecodable {
+    pub position: Position,
+    pub reason: String,
+    pub raw: Vec<u8>,
 }
 
 /// A projection, as the consumer sees it.
@@ -64,9 +75,17 @@ pub fn decode_all(records: Vec<clearing_log::Delivered>) -> Vec<Item> {
     records
         .into_par_iter()
         .with_min_len(256)
-        .map(|d| Item {
-            position: d.position,
-            event: Event::decode(&d.payload),
+        .map(|d| match Event::decode(&d.payload) {
+            Ok(e) => Item {
+                position: d.position,
+                event: Ok(e),
+                raw: None,
+            },
+            Err(e) => Item {
+                position: d.position,
+                event: Err(e),
+                raw: Some(d.payload),
+            },
         })
         .collect()
 }

@@ -182,9 +182,14 @@ impl TxnRecorded {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordRejected {
-    /// Where the record came from (`transactions.jsonl`, `-` for stdin).
+    /// Where the record came from (`transactions.jsonl`, `-` for stdin, or
+    /// the events topic for a message that is not an event).
     pub source: String,
+    /// Line number in the source (the offset, for a topic).
     pub line: u64,
+    /// `PARTITION:OFFSET` when the source is a topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
     /// The input line as received, with card numbers masked.
     pub raw: String,
     pub reason: crate::ingest::Reason,

@@ -33,6 +33,9 @@ pub enum Reason {
     UnknownOriginal,
     OriginalNotCancellable,
     RefundExceedsOriginal,
+    /// Not an input record: a message on the events topic that is not an
+    /// event this build can read (written there by something else).
+    InvalidEvent,
 }
 
 impl Reason {
@@ -49,6 +52,7 @@ impl Reason {
             Reason::UnknownOriginal => "unknown_original",
             Reason::OriginalNotCancellable => "original_not_cancellable",
             Reason::RefundExceedsOriginal => "refund_exceeds_original",
+            Reason::InvalidEvent => "invalid_event",
         }
     }
 }

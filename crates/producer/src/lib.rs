@@ -277,6 +277,42 @@ pub struct RejectedLine {
     pub detail: String,
 }
 
+/// Dead-letters messages found on the events topic that are not events,
+/// each with its position and why it could not be read. The event id is
+/// derived from the position, so a second reader finding the same message
+/// publishes a copy with the same id.
+pub fn reject_undecodable<L: EventLog + ?Sized>(
+    log: &L,
+    topic: &str,
+    found: &[clearing_consumer::Undecodable],
+    recorded_at: &str,
+) -> Result<(), LogError> {
+    let records: Vec<Record> = found
+        .iter()
+        .map(|u| {
+            let raw = String::from_utf8_lossy(&u.raw[..u.raw.len().min(4096)]).into_owned();
+            let event = Event {
+                event_id: format!("foreign:{topic}:{}", u.position),
+                seq: 0,
+                merchant_id: None,
+                occurred_at: recorded_at.to_string(),
+                recorded_at: recorded_at.to_string(),
+                body: EventBody::RecordRejected(RecordRejected {
+                    source: topic.to_string(),
+                    line: u.position.offset,
+                    position: Some(u.position.to_string()),
+                    raw: mask_raw_line(&raw),
+                    reason: Reason::InvalidEvent,
+                    field: None,
+                    detail: u.reason.clone(),
+                }),
+            };
+            to_record(&event, topic.to_string())
+        })
+        .collect();
+    log.append(Topic::Rejected, &records).map(|_| ())
+}
+
 /// The summary `clearing ingest --format json` prints (SPEC §10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IngestSummary {
@@ -485,6 +521,7 @@ fn decide_line(
                 body: EventBody::RecordRejected(RecordRejected {
                     source: source_name.to_string(),
                     line: line_no,
+                    position: None,
                     raw,
                     reason: r.reason,
                     field: r.field.map(str::to_string),

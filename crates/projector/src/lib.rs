@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use clearing_consumer::{catch_up, CatchUp, ConsumeError, Handler, Item};
+use clearing_consumer::{catch_up, CatchUp, ConsumeError, Handler, Item, Undecodable};
 use clearing_core::events::{RowDelta, RowKey, TxnRecorded};
 use clearing_core::settlement::{add_delta, FlaggedTxn};
 use clearing_core::{Channel, Event, EventBody, Fen, TxnResult, TxnType};
@@ -150,6 +150,8 @@ pub struct Projector {
     /// Events skipped because their key's `seq` was already applied (a
     /// redelivery or a re-published event).
     pub redelivered: u64,
+    /// Undecodable messages met by this process, not yet taken.
+    undecodable: Vec<Undecodable>,
 }
 
 impl Projector {
@@ -183,6 +185,7 @@ impl Projector {
             positions,
             high_water,
             redelivered: 0,
+            undecodable: Vec::new(),
         })
     }
 
@@ -280,6 +283,12 @@ impl Projector {
         Ok(out)
     }
 
+    /// The undecodable messages this process met since the last call, for
+    /// the caller to dead-letter. (All of them stay recorded under `bad/`.)
+    pub fn take_undecodable(&mut self) -> Vec<Undecodable> {
+        std::mem::take(&mut self.undecodable)
+    }
+
     /// Events that could not be decoded: `(position, reason)`.
     pub fn undecodable(&self) -> Result<Vec<(Position, String)>, ProjectorError> {
         self.tree
@@ -351,6 +360,7 @@ struct Pending {
     batch: sled::Batch,
     redelivered: u64,
     high_water_changed: bool,
+    undecodable: Vec<Undecodable>,
 }
 
 impl Pending {
@@ -444,6 +454,11 @@ impl Handler for Projector {
                         &item.position.offset.to_be_bytes(),
                     ]);
                     pending.batch.insert(k, e.to_string().into_bytes());
+                    pending.undecodable.push(Undecodable {
+                        position: item.position,
+                        reason: e.to_string(),
+                        raw: item.raw.unwrap_or_default(),
+                    });
                     continue;
                 }
             };
@@ -518,6 +533,7 @@ impl Handler for Projector {
             .map_err(|e| self.storage(e))?;
         self.positions.insert(partition, next_offset);
         self.redelivered += pending.redelivered;
+        self.undecodable.extend(pending.undecodable);
         Ok(())
     }
 }

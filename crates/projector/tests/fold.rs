@@ -207,6 +207,7 @@ fn project(dir: &Path, log: &[Event], batch_sizes: &[usize], restart_at: usize) 
                     offset: i as u64,
                 },
                 event: Ok(log[i].clone()),
+                raw: None,
             })
             .collect();
         p.apply(0, items, to as u64).unwrap();
@@ -300,6 +301,7 @@ fn an_undecodable_event_is_recorded_not_skipped_silently() {
                 offset: 0,
             },
             event: Err(bad),
+            raw: Some(b"{\"not\":\"an event\"}".to_vec()),
         }],
         1,
     )
@@ -314,4 +316,8 @@ fn an_undecodable_event_is_recorded_not_skipped_silently() {
         }
     );
     assert_eq!(p.stored_positions().get(&0), Some(&1));
+    let taken = p.take_undecodable();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].raw, b"{\"not\":\"an event\"}".to_vec());
+    assert!(p.take_undecodable().is_empty(), "handed over once");
 }

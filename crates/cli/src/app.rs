@@ -415,6 +415,31 @@ pub fn load_fees(
     )?)
 }
 
+/// Records the fee schedule, calendar and registry of a directory holding
+/// `fees.toml`, `holidays.txt`, `merchants.jsonl` and `intermediaries.jsonl`.
+pub fn load_reference(
+    log: &dyn EventLog,
+    wm: &mut WriteModel,
+    dir: &Path,
+) -> Result<(
+    clearing_producer::FeesLoaded,
+    clearing_producer::RegistryLoaded,
+)> {
+    let fees = load_fees(
+        log,
+        wm,
+        &dir.join("fees.toml"),
+        Some(&dir.join("holidays.txt")),
+    )?;
+    let registry = load_registry(
+        log,
+        wm,
+        &dir.join("merchants.jsonl"),
+        Some(&dir.join("intermediaries.jsonl")),
+    )?;
+    Ok((fees, registry))
+}
+
 pub fn load_registry(
     log: &dyn EventLog,
     wm: &mut WriteModel,
@@ -540,7 +565,6 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
     };
     let started = std::time::Instant::now();
     let input = dir.join("input");
-    fs::create_dir_all(&input).with_context(|| format!("creating {}", input.display()))?;
     let params = crate::gen::Params {
         seed: args.seed,
         merchants: args.merchants.max(1),
@@ -548,18 +572,9 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
         business_date: args.date,
         faults: true,
     };
+    let day = crate::gen::write_day(&params, &input)
+        .with_context(|| format!("writing the generated day into {}", input.display()))?;
     let txn_path = input.join("transactions.jsonl");
-    let mut txn_file = std::io::BufWriter::new(fs::File::create(&txn_path)?);
-    let day = crate::gen::generate(&params, &mut txn_file)?;
-    txn_file.flush()?;
-    drop(txn_file);
-    fs::write(input.join("merchants.jsonl"), &day.merchants_jsonl)?;
-    fs::write(
-        input.join("intermediaries.jsonl"),
-        &day.intermediaries_jsonl,
-    )?;
-    fs::write(input.join("fees.toml"), crate::gen::FEES_TOML)?;
-    fs::write(input.join("holidays.txt"), crate::gen::HOLIDAYS_TXT)?;
 
     let dcfg = Config {
         data_dir: dir.clone(),
@@ -568,18 +583,7 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
     };
     let log = open_log(&dcfg)?;
     let mut wm = open_write_model(&dcfg)?;
-    let fees = load_fees(
-        &log,
-        &mut wm,
-        &input.join("fees.toml"),
-        Some(&input.join("holidays.txt")),
-    )?;
-    let registry = load_registry(
-        &log,
-        &mut wm,
-        &input.join("merchants.jsonl"),
-        Some(&input.join("intermediaries.jsonl")),
-    )?;
+    let (fees, registry) = load_reference(&log, &mut wm, &input)?;
     let summary = ingest_path(&log, &mut wm, &txn_path.display().to_string())?;
     drop(wm);
     let mut p = open_projector(&dcfg)?;

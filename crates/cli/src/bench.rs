@@ -23,7 +23,7 @@ use clearing_producer::WriteModel;
 use clearing_projector::Projector;
 use serde::Serialize;
 
-use crate::app::{ingest_path, load_fees, load_registry, Config, Format};
+use crate::app::{ingest_path, load_reference, Config, Format};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -69,18 +69,7 @@ fn prepare(dir: &Path, cfg: &Config, input: &Path) -> Result<(Config, EmbeddedLo
     };
     let log = crate::app::open_embedded(&dcfg)?;
     let mut wm = WriteModel::open(dir)?;
-    load_fees(
-        &log,
-        &mut wm,
-        &input.join("fees.toml"),
-        Some(&input.join("holidays.txt")),
-    )?;
-    load_registry(
-        &log,
-        &mut wm,
-        &input.join("merchants.jsonl"),
-        Some(&input.join("intermediaries.jsonl")),
-    )?;
+    load_reference(&log, &mut wm, input)?;
     Ok((dcfg, log, wm))
 }
 
@@ -110,8 +99,6 @@ pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
         }
     };
     let input = root.join("input");
-    std::fs::create_dir_all(&input)?;
-    let txn_path = input.join("transactions.jsonl");
     let params = crate::gen::Params {
         seed: args.seed,
         merchants: args.merchants.max(1),
@@ -120,18 +107,8 @@ pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
         faults: true,
     };
     eprintln!("bench: generating {} transactions", args.txns);
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&txn_path)?);
-    let day = crate::gen::generate(&params, &mut f)?;
-    f.flush()?;
-    drop(f);
-    std::fs::write(input.join("merchants.jsonl"), &day.merchants_jsonl)?;
-    std::fs::write(
-        input.join("intermediaries.jsonl"),
-        &day.intermediaries_jsonl,
-    )?;
-    std::fs::write(input.join("fees.toml"), crate::gen::FEES_TOML)?;
-    std::fs::write(input.join("holidays.txt"), crate::gen::HOLIDAYS_TXT)?;
-    let txn_file = txn_path.display().to_string();
+    let day = crate::gen::write_day(&params, &input)?;
+    let txn_file = input.join("transactions.jsonl").display().to_string();
 
     // Stages one after the other, in data dir A.
     let (dcfg, log, mut wm) = prepare(&root.join("a"), cfg, &input)?;

@@ -79,6 +79,20 @@ const CITIES: &[&str] = &[
     "浦东", "海淀", "天河", "武侯", "西湖", "鼓楼", "南山", "江汉",
 ];
 
+/// Writes a whole generated day into `dir`: `transactions.jsonl`,
+/// `merchants.jsonl`, `intermediaries.jsonl`, `fees.toml`, `holidays.txt`.
+pub fn write_day(p: &Params, dir: &std::path::Path) -> std::io::Result<Day> {
+    std::fs::create_dir_all(dir)?;
+    let mut txns = std::io::BufWriter::new(std::fs::File::create(dir.join("transactions.jsonl"))?);
+    let day = generate(p, &mut txns)?;
+    txns.flush()?;
+    std::fs::write(dir.join("merchants.jsonl"), &day.merchants_jsonl)?;
+    std::fs::write(dir.join("intermediaries.jsonl"), &day.intermediaries_jsonl)?;
+    std::fs::write(dir.join("fees.toml"), FEES_TOML)?;
+    std::fs::write(dir.join("holidays.txt"), HOLIDAYS_TXT)?;
+    Ok(day)
+}
+
 /// Writes the registry into the returned `Day` and the transactions into `out`.
 pub fn generate(p: &Params, out: &mut impl Write) -> std::io::Result<Day> {
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);

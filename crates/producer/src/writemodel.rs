@@ -39,10 +39,19 @@ pub enum WriteModelError {
 /// Events applied per batch while catching up from the log.
 const CATCH_UP_BATCH_MAX: usize = 16_384;
 
-#[derive(Serialize, Deserialize, Default)]
+/// One commit's changes, as read back.
+#[derive(Deserialize, Default)]
 struct Segment {
     txns: Vec<(String, TxnState)>,
     seqs: BTreeMap<String, u64>,
+}
+
+/// The same shape, borrowing the state to write it: no copy of each
+/// changed record on the commit path (postcard encodes `&T` as `T`).
+#[derive(Serialize)]
+struct SegmentOut<'a> {
+    txns: Vec<(&'a str, &'a TxnState)>,
+    seqs: &'a BTreeMap<String, u64>,
 }
 
 #[derive(Default)]
@@ -198,25 +207,20 @@ impl WriteModel {
         if !self.changed_txns.is_empty() || !self.changed_seqs.is_empty() {
             self.changed_txns.sort_unstable();
             self.changed_txns.dedup();
-            let seg = Segment {
+            let all = &self.txns.all;
+            let seg = SegmentOut {
                 txns: self
                     .changed_txns
-                    .drain(..)
-                    .map(|id| {
-                        let state = self
-                            .txns
-                            .all
-                            .get(&id)
-                            .cloned()
-                            .expect("changed txn is present");
-                        (id, state)
-                    })
+                    .iter()
+                    .map(|id| (id.as_str(), all.get(id).expect("changed txn is present")))
                     .collect(),
-                seqs: std::mem::take(&mut self.changed_seqs),
+                seqs: &self.changed_seqs,
             };
+            let bytes = postcard::to_stdvec(&seg).expect("segment serialises");
+            self.changed_txns.clear();
+            self.changed_seqs.clear();
             let mut k = SEG_PREFIX.to_vec();
             k.extend_from_slice(&self.next_segment.to_be_bytes());
-            let bytes = postcard::to_stdvec(&seg).expect("segment serialises");
             batch.insert(k, lz4_flex::compress_prepend_size(&bytes));
             self.next_segment += 1;
         }

@@ -10,12 +10,7 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clearing");
 
-fn broker() -> String {
-    std::env::var("CLEARING_TEST_KAFKA")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .expect("CLEARING_TEST_KAFKA is not set: run ./deploy/test.sh, which starts a broker and sets it")
-}
+use clearing_testkit::test_broker as broker;
 
 fn prefix(test: &str) -> String {
     let nanos = std::time::SystemTime::now()

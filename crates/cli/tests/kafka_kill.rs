@@ -14,29 +14,12 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clearing");
 
-fn broker() -> String {
-    std::env::var("CLEARING_TEST_KAFKA")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .expect("CLEARING_TEST_KAFKA is not set: run ./deploy/test.sh, which starts a broker and sets it")
-}
+use clearing_testkit::test_broker as broker;
 
 /// The kill tests share one broker and load it heavily: one at a time.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn seed(test: &str) -> u64 {
-    let seed = std::env::var("CLEARING_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("{test}: seed {seed} (replay with CLEARING_TEST_SEED={seed})");
-    seed
-}
+use clearing_testkit::test_seed as seed;
 
 fn command(dir: &Path, kafka: Option<&str>, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);

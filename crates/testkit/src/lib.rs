@@ -1,16 +1,18 @@
 //! Helpers shared by the ledger's tests.
 //!
-//! Layout: `seeded_runner` gives every randomized test a seed it prints (so
-//! a failure replays exactly with `CLEARING_TEST_SEED=N`); `copy_dir`
-//! copies a data directory, as an operator restoring a backup would.
+//! Layout: `test_seed` and `seeded_runner` give every randomized test a
+//! seed they print (so a failure replays exactly with
+//! `CLEARING_TEST_SEED=N`); `test_broker` is the test broker's address;
+//! `copy_dir` copies a data directory, as an operator restoring a backup
+//! would.
 
 use std::path::Path;
 
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-/// A property-test runner seeded from `CLEARING_TEST_SEED`, or from the
-/// clock when unset. The seed is printed; cargo shows it when a test fails.
-pub fn seeded_runner(name: &str, cases: u32) -> TestRunner {
+/// The seed of a randomized test: `CLEARING_TEST_SEED`, or the clock when
+/// unset. It is printed; cargo shows it when the test fails.
+pub fn test_seed(name: &str) -> u64 {
     let seed: u64 = std::env::var("CLEARING_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -21,6 +23,21 @@ pub fn seeded_runner(name: &str, cases: u32) -> TestRunner {
                 .as_nanos() as u64
         });
     eprintln!("{name}: seed {seed} (replay with CLEARING_TEST_SEED={seed})");
+    seed
+}
+
+/// The bootstrap address of the broker `deploy/test.sh` starts. Tests that
+/// need Kafka fail, not skip, when it is missing.
+pub fn test_broker() -> String {
+    std::env::var("CLEARING_TEST_KAFKA")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .expect("CLEARING_TEST_KAFKA is not set: run ./deploy/test.sh, which starts a broker and sets it")
+}
+
+/// A property-test runner seeded by `test_seed`.
+pub fn seeded_runner(name: &str, cases: u32) -> TestRunner {
+    let seed = test_seed(name);
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let config = Config {

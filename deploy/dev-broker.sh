@@ -6,6 +6,8 @@
 #                                it on a free port and prints its bootstrap
 #                                address (127.0.0.1:PORT) as the last line
 #   deploy/dev-broker.sh stop    stops the broker this script started
+#   deploy/dev-broker.sh resume  starts it again on the same port and the same
+#                                state, after a stop or a crash
 #
 # The broker is tansu (Apache-2.0, a Kafka-compatible broker in Rust), built
 # from crates.io with its durable SQLite storage engine. The build takes
@@ -33,20 +35,35 @@ free_port() {
 
 start() {
     install
+    launch "$(free_port)" fresh
+}
+
+resume() {
+    install
+    if [ ! -f "$DIR/port" ]; then
+        echo "no earlier broker state in $DIR to resume" >&2
+        exit 1
+    fi
+    launch "$(cat "$DIR/port")" keep
+}
+
+launch() {
+    local port=$1 state=$2
     if [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null; then
         echo "broker already running (pid $(cat "$DIR/pid"))" >&2
         cat "$DIR/address"
         return
     fi
     mkdir -p "$DIR"
-    rm -f "$DIR"/tansu.db*
-    local port
-    port=$(free_port)
+    if [ "$state" = fresh ]; then
+        rm -f "$DIR"/tansu.db* "$DIR/broker.log"
+    fi
+    echo "$port" >"$DIR/port"
     # tansu resolves the sqlite path relative to its working directory.
     (cd "$DIR" && exec "$BIN" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
-        --storage-engine sqlite://tansu.db >"$DIR/broker.log" 2>&1) &
+        --storage-engine sqlite://tansu.db >>"$DIR/broker.log" 2>&1) &
     echo $! >"$DIR/pid"
     echo "127.0.0.1:$port" >"$DIR/address"
     for _ in $(seq 1 200); do
@@ -86,8 +103,9 @@ stop() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
+    resume) resume ;;
     *)
-        echo "usage: $0 start|stop" >&2
+        echo "usage: $0 start|stop|resume" >&2
         exit 2
         ;;
 esac

@@ -46,6 +46,15 @@ pub struct Cli {
     /// checked against existing ones.
     #[arg(long, env = "CLEARING_PARTITIONS", default_value_t = 8, global = true)]
     partitions: u32,
+    /// On Kafka: how long a record may wait for the broker's acknowledgement,
+    /// retries with back-off included, before the command stops with an error.
+    #[arg(
+        long,
+        env = "CLEARING_KAFKA_TIMEOUT_SECS",
+        default_value_t = 120,
+        global = true
+    )]
+    kafka_timeout_secs: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -183,10 +192,15 @@ impl Config {
         }
         let topics = TopicNames::with_prefix(prefix);
         let kafka = match cli.kafka.as_deref().filter(|k| !k.trim().is_empty()) {
-            Some(brokers) => Some(
-                KafkaSettings::new(brokers, topics.clone(), cli.partitions)
-                    .map_err(anyhow::Error::msg)?,
-            ),
+            Some(brokers) => {
+                if cli.kafka_timeout_secs == 0 {
+                    bail!("--kafka-timeout-secs must be at least 1");
+                }
+                let mut k = KafkaSettings::new(brokers, topics.clone(), cli.partitions)
+                    .map_err(anyhow::Error::msg)?;
+                k.message_timeout_ms = cli.kafka_timeout_secs.saturating_mul(1000);
+                Some(k)
+            }
             None => None,
         };
         Ok(Config {
@@ -503,33 +517,30 @@ pub fn risk_of(p: &Projector, s: &SettlementReport) -> Result<RiskReport> {
     risk_report(s, p.flagged(s.business_date)?).context("exposure overflows")
 }
 
-/// `project --follow`: poll the log, apply what is new, until a signal.
-/// Stores are opened per poll, so other `clearing` processes can use the
-/// same data directory between polls.
+/// `project --follow`: apply what is new until SIGINT/SIGTERM. On Kafka a
+/// consumer-group member does the reading (see `follow_kafka`); the
+/// embedded log is polled. Stores are opened per batch, so other
+/// `clearing` processes can use the same data directory in between.
 fn follow_log(cfg: &Config, poll: Duration) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the signal handler")?;
-    let mut applied = 0u64;
-    // A broker connection is kept; the embedded log is reopened per poll so
-    // that other processes can use the data dir in between.
-    let kafka = match &cfg.kafka {
-        Some(_) => Some(open_log(cfg)?),
-        None => None,
+    let applied = match &cfg.kafka {
+        Some(k) => follow_kafka(cfg, k, &stop, poll)?,
+        None => follow_embedded(cfg, &stop, poll)?,
     };
+    eprintln!("clearing: stopped following after {applied} events");
+    Ok(())
+}
+
+fn follow_embedded(cfg: &Config, stop: &AtomicBool, poll: Duration) -> Result<u64> {
+    let mut applied = 0u64;
     while !stop.load(Ordering::SeqCst) {
         {
-            let reopened;
-            let log: &dyn EventLog = match &kafka {
-                Some(k) => k.as_ref(),
-                None => {
-                    reopened = open_embedded(cfg)?;
-                    &reopened
-                }
-            };
+            let log = open_embedded(cfg)?;
             let mut p = open_projector(cfg)?;
-            let stats = project_all(cfg, log, &mut p)?;
+            let stats = project_all(cfg, &log, &mut p)?;
             p.flush()?;
             applied += stats.events;
             if stats.events > 0 {
@@ -542,8 +553,81 @@ fn follow_log(cfg: &Config, poll: Duration) -> Result<()> {
             slept += Duration::from_millis(10);
         }
     }
-    eprintln!("clearing: stopped following after {applied} events");
-    Ok(())
+    Ok(applied)
+}
+
+/// Follows the events topic as a member of the consumer group
+/// `PREFIX.projector.ID` (ID: this data dir's projections). Each assigned
+/// partition starts at the position stored in sled with the projection;
+/// the group's committed offsets only report progress.
+fn follow_kafka(cfg: &Config, k: &KafkaSettings, stop: &AtomicBool, poll: Duration) -> Result<u64> {
+    use clearing_consumer::Handler;
+    let log = KafkaLog::open(k.clone()).context("opening the log")?;
+    fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let (group, stored) = {
+        let p = open_projector(cfg)?;
+        let id = p.follower_id()?;
+        (
+            format!("{}.projector.{id}", cfg.topics.prefix()),
+            p.stored_positions().clone(),
+        )
+    };
+    eprintln!(
+        "clearing: following {} as consumer group {group}",
+        cfg.topics.events
+    );
+    let mut follower = log
+        .follower(clearing_log::Topic::Events, &group, stored)
+        .context("joining the consumer group")?;
+    let mut applied = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        let records = follower.poll(
+            clearing_projector::PROJECT_BATCH_MAX,
+            poll.max(Duration::from_millis(100)),
+        )?;
+        if records.is_empty() {
+            continue;
+        }
+        let mut p = open_projector(cfg)?;
+        // Another command may have projected some of these meanwhile: the
+        // positions in sled decide.
+        let mut by_partition: std::collections::BTreeMap<u32, Vec<clearing_log::Delivered>> =
+            Default::default();
+        for r in records {
+            let from = p
+                .stored_positions()
+                .get(&r.position.partition)
+                .copied()
+                .unwrap_or(0);
+            if r.position.offset >= from {
+                by_partition
+                    .entry(r.position.partition)
+                    .or_default()
+                    .push(r);
+            }
+        }
+        for (partition, recs) in by_partition {
+            let next = recs.last().expect("non-empty").position.offset + 1;
+            let items = clearing_consumer::decode_all(recs);
+            applied += items.len() as u64;
+            p.apply(partition, items, next).context("projecting")?;
+        }
+        let found = p.take_undecodable();
+        if !found.is_empty() {
+            tracing::error!(
+                count = found.len(),
+                "messages on the events topic are not events; dead-lettered"
+            );
+            clearing_producer::reject_undecodable(&log, &cfg.topics.events, &found, &now())
+                .context("dead-lettering messages that are not events")?;
+        }
+        p.flush()?;
+        follower.stored(p.stored_positions())?;
+        tracing::info!(total = applied, "projected");
+    }
+    follower.close();
+    Ok(applied)
 }
 
 fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> Result<()> {

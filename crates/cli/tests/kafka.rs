@@ -342,3 +342,170 @@ fn a_message_that_is_not_an_event_is_dead_lettered_with_its_position_and_project
         foreign[0].detail
     );
 }
+
+/// Runs the outside client's group-offsets script.
+fn group_offsets(group: &str, topic: &str, commit: Option<u64>) -> Value {
+    let python = std::env::var("CLEARING_TEST_PYTHON").expect(
+        "CLEARING_TEST_PYTHON is not set: run ./deploy/test.sh, which installs the outside client",
+    );
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/outside_client/group_offsets.py");
+    let mut c = Command::new(python);
+    c.arg(script).args([&broker(), group, topic, "4"]);
+    if let Some(o) = commit {
+        c.args(["--commit", &o.to_string()]);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "group offsets: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Starts `project --follow` and returns it with the consumer group it
+/// announced on stderr, and the rest of stderr as it comes.
+fn start_follower(
+    dir: &Path,
+    prefix: &str,
+) -> (
+    std::process::Child,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "--kafka",
+            &broker(),
+            "--topic-prefix",
+            prefix,
+            "--partitions",
+            "4",
+            "project",
+            "--follow",
+        ])
+        .env_remove("CLEARING_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the follower announces its group");
+    let group = first
+        .rsplit_once("consumer group ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .1
+        .to_string();
+    (child, group, rx)
+}
+
+fn stop_follower(mut child: std::process::Child, rx: std::sync::mpsc::Receiver<String>) -> u64 {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert!(child.wait().unwrap().success());
+    let last = rx.iter().last().expect("a closing line");
+    last.rsplit_once("after ")
+        .and_then(|(_, n)| n.strip_suffix(" events"))
+        .unwrap_or_else(|| panic!("unexpected closing line: {last}"))
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the group's commits equal the projection's positions
+/// (a partition with nothing projected stands at 0).
+fn wait_for_commits(group: &str, topic: &str, positions: &Value) {
+    let mut want = serde_json::Map::new();
+    for p in 0..4 {
+        let at = positions
+            .get(p.to_string())
+            .cloned()
+            .unwrap_or(Value::from(0));
+        want.insert(p.to_string(), at);
+    }
+    let want = &Value::Object(want);
+    let start = std::time::Instant::now();
+    loop {
+        let got = group_offsets(group, topic, None);
+        if &got == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(90),
+            "group {group} committed {got}, the projection stands at {want}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn a_follower_is_a_group_member_that_starts_from_its_stored_positions_not_the_groups_commits() {
+    let p = prefix("group");
+    let topic = format!("{p}.events");
+    let source = Ledger::kafka(&p);
+    source.ok(&[
+        "fees",
+        "load",
+        &fixture("fees.toml"),
+        "--holidays",
+        &fixture("holidays.txt"),
+    ]);
+    source.ok(&[
+        "registry",
+        "load",
+        "--merchants",
+        &fixture("merchants.jsonl"),
+        "--intermediaries",
+        &fixture("intermediaries.jsonl"),
+    ]);
+    let reference = source.json(&["digest", "--format", "json"]);
+
+    // First run: the reference data, then its progress is committed.
+    let follower = tempfile::tempdir().unwrap();
+    let (child, group, rx) = start_follower(follower.path(), &p);
+    assert!(group.starts_with(&format!("{p}.projector.")), "{group}");
+    wait_for_commits(&group, &topic, &reference["positions"]);
+    assert_eq!(
+        stop_follower(child, rx),
+        6,
+        "1 fee schedule, 1 intermediary, 4 merchants"
+    );
+
+    // Progress that lies: far past the end of every partition. A follower
+    // trusting the group's commits would read nothing from here on.
+    group_offsets(&group, &topic, Some(1_000_000));
+    source.json(&["ingest", &fixture("transactions.jsonl"), "--format", "json"]);
+    let full = source.json(&["digest", "--format", "json"]);
+
+    let (child, again, rx) = start_follower(follower.path(), &p);
+    assert_eq!(again, group, "the same data dir keeps its group");
+    wait_for_commits(&group, &topic, &full["positions"]);
+    assert_eq!(
+        stop_follower(child, rx),
+        16,
+        "the 16 accepted records, once each"
+    );
+
+    // Nothing left for a read command to catch up: the follower did it all.
+    let followed = Ledger {
+        dir: follower,
+        kafka: Some((broker(), p.clone())),
+    };
+    assert_eq!(followed.json(&["digest", "--format", "json"]), full);
+    assert_eq!(followed.reports(), source.reports());
+}

@@ -16,15 +16,16 @@
 //! existing topic with another count is an error, because positions stored
 //! by projections would no longer mean what they meant.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::bindings::rd_kafka_resp_err_t as RDKafkaRespErr;
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
@@ -403,5 +404,213 @@ impl EventLog for KafkaLog {
 
     fn describe(&self) -> String {
         format!("kafka at {}", self.settings.brokers)
+    }
+}
+
+/// The positions a follower has stored, shared with the rebalance callback
+/// so that every assignment starts where the projection stands.
+pub type StoredPositions = std::sync::Arc<Mutex<BTreeMap<u32, u64>>>;
+
+/// Consumer context of a group follower: on every assignment it positions
+/// each partition at the offset the projection stored (absent = 0), never
+/// at the group's committed offset, which is progress tracking only.
+pub struct SeekToStored {
+    stored: StoredPositions,
+}
+
+impl ClientContext for SeekToStored {}
+
+impl ConsumerContext for SeekToStored {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let stored = self.stored.lock().expect("stored positions mutex").clone();
+                let mut at = TopicPartitionList::new();
+                for e in tpl.elements() {
+                    let p = e.partition();
+                    let offset = stored.get(&(p as u32)).copied().unwrap_or(0);
+                    if let Err(err) =
+                        at.add_partition_offset(e.topic(), p, Offset::Offset(offset as i64))
+                    {
+                        tracing::error!(partition = p, %err, "positioning an assigned partition");
+                    }
+                }
+                tracing::info!(
+                    partitions = ?at.elements().iter().map(|e| (e.partition(), e.offset())).collect::<Vec<_>>(),
+                    "assigned; positioned at the stored offsets"
+                );
+                if let Err(err) = consumer.assign(&at) {
+                    tracing::error!(%err, "assigning partitions");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!(partitions = tpl.count(), "partitions revoked");
+                if let Err(err) = consumer.unassign() {
+                    tracing::error!(%err, "unassigning partitions");
+                }
+            }
+            other => {
+                tracing::error!(code = ?other, "rebalance failed");
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+/// A member of a consumer group following one topic: used by
+/// `project --follow` on Kafka. The projection's stored positions decide
+/// where each assigned partition is read from; commits only publish how
+/// far the projection got, for the usual lag tooling.
+pub struct GroupFollower {
+    consumer: BaseConsumer<SeekToStored>,
+    stored: StoredPositions,
+    topic: String,
+    brokers: String,
+}
+
+impl KafkaLog {
+    /// Joins `group` and subscribes to `topic`. `stored` must hold the
+    /// projection's positions before the first poll.
+    pub fn follower(
+        &self,
+        topic: Topic,
+        group: &str,
+        stored: BTreeMap<u32, u64>,
+    ) -> Result<GroupFollower, LogError> {
+        let stored: StoredPositions = std::sync::Arc::new(Mutex::new(stored));
+        let name = self.settings.topics.name(topic).to_string();
+        let consumer: BaseConsumer<SeekToStored> = ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "100")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .create_with_context(SeekToStored {
+                stored: stored.clone(),
+            })
+            .map_err(|e| broker_err(&self.settings, "creating the group consumer", e))?;
+        consumer
+            .subscribe(&[&name])
+            .map_err(|e| broker_err(&self.settings, &format!("subscribing to {name}"), e))?;
+        Ok(GroupFollower {
+            consumer,
+            stored,
+            topic: name,
+            brokers: self.settings.brokers.clone(),
+        })
+    }
+}
+
+impl GroupFollower {
+    fn err(&self, what: &str, e: impl std::fmt::Display) -> LogError {
+        LogError::Broker(format!("kafka at {}: {what}: {e}", self.brokers))
+    }
+
+    /// Waits up to `wait` for records, then takes what else is already
+    /// fetched, up to `records_max`. Records before a partition's stored
+    /// position (already applied, e.g. by another command on the same data
+    /// dir) are dropped here.
+    pub fn poll(&mut self, records_max: usize, wait: Duration) -> Result<Vec<Delivered>, LogError> {
+        let mut out = Vec::new();
+        let mut timeout = wait;
+        while out.len() < records_max {
+            match self.consumer.poll(timeout) {
+                None => break,
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => return Err(self.err(&format!("following {}", self.topic), e)),
+                Some(Ok(m)) => {
+                    let partition = m.partition() as u32;
+                    let at = m.offset() as u64;
+                    let from = self
+                        .stored
+                        .lock()
+                        .expect("stored positions mutex")
+                        .get(&partition)
+                        .copied()
+                        .unwrap_or(0);
+                    if at >= from {
+                        out.push(Delivered {
+                            position: Position {
+                                partition,
+                                offset: at,
+                            },
+                            key: m
+                                .key()
+                                .map(|k| String::from_utf8_lossy(k).into_owned())
+                                .unwrap_or_default(),
+                            payload: m.payload().unwrap_or_default().to_vec(),
+                        });
+                    }
+                }
+            }
+            timeout = Duration::ZERO;
+        }
+        Ok(out)
+    }
+
+    /// Records positions the projection has stored (they decide the next
+    /// assignment's starting offsets) and commits them to the group,
+    /// asynchronously: the commit is progress tracking, not correctness.
+    pub fn stored(&mut self, positions: &BTreeMap<u32, u64>) -> Result<(), LogError> {
+        let changed = {
+            let mut stored = self.stored.lock().expect("stored positions mutex");
+            let changed = *stored != *positions;
+            *stored = positions.clone();
+            changed
+        };
+        if !changed {
+            return Ok(());
+        }
+        let assigned: Vec<i32> = {
+            let a = self
+                .consumer
+                .assignment()
+                .map_err(|e| self.err("reading the assignment", e))?;
+            let parts = a.elements().iter().map(|e| e.partition()).collect();
+            drop(a);
+            parts
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in assigned {
+            let next = positions.get(&(p as u32)).copied().unwrap_or(0);
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(next as i64))
+                .map_err(|e| self.err("committing progress", e))?;
+        }
+        if tpl.count() > 0 {
+            self.consumer
+                .commit(&tpl, CommitMode::Async)
+                .map_err(|e| self.err("committing progress", e))?;
+        }
+        Ok(())
+    }
+
+    /// Leaves the group, committing the final progress synchronously.
+    pub fn close(self) {
+        let positions = self.stored.lock().expect("stored positions mutex").clone();
+        let mut tpl = TopicPartitionList::new();
+        if let Ok(a) = self.consumer.assignment() {
+            for e in a.elements() {
+                let next = positions.get(&(e.partition() as u32)).copied().unwrap_or(0);
+                let _ = tpl.add_partition_offset(
+                    &self.topic,
+                    e.partition(),
+                    Offset::Offset(next as i64),
+                );
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+                tracing::warn!(%e, "final progress commit failed (progress only)");
+            }
+        }
+        self.consumer.unsubscribe();
     }
 }

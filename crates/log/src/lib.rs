@@ -65,6 +65,11 @@ impl TopicNames {
         }
     }
 
+    /// The prefix both topic names share.
+    pub fn prefix(&self) -> &str {
+        self.events.strip_suffix(".events").unwrap_or(&self.events)
+    }
+
     pub fn name(&self, topic: Topic) -> &str {
         match topic {
             Topic::Events => &self.events,

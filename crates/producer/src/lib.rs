@@ -53,7 +53,7 @@ pub enum ProducerError {
         line: u64,
         error: std::io::Error,
     },
-    #[error("publishing to the {log}: {error} (lines up to {committed_line} of {source_name} are recorded; run the same file again to complete it)")]
+    #[error("publishing: {error} (lines up to {committed_line} of {source_name} are recorded; run the same file again to complete it)")]
     Publish {
         log: String,
         error: LogError,

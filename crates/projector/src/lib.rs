@@ -212,6 +212,33 @@ impl Projector {
         catch_up(log, Topic::Events, self, PROJECT_BATCH_MAX, progress)
     }
 
+    /// This store's identity, created once: names its consumer group on
+    /// Kafka, so that two data dirs following the same topic never split
+    /// its partitions between them. Kept outside the projected state (and
+    /// so outside the digest).
+    pub fn follower_id(&self) -> Result<String, ProjectorError> {
+        let meta = self._db.open_tree("meta").map_err(|e| self.storage(e))?;
+        if let Some(v) = meta.get(b"follower-id").map_err(|e| self.storage(e))? {
+            return Ok(String::from_utf8_lossy(&v).into_owned());
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(nanos.to_be_bytes());
+        h.update(std::process::id().to_be_bytes());
+        h.update(self.path.display().to_string().as_bytes());
+        let id: String = h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        meta.insert(b"follower-id", id.as_bytes())
+            .map_err(|e| self.storage(e))?;
+        meta.flush().map_err(|e| self.storage(e))?;
+        Ok(id)
+    }
+
     /// Next offset to read, per partition.
     pub fn stored_positions(&self) -> &BTreeMap<u32, u64> {
         &self.positions

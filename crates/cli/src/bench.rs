@@ -18,7 +18,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use clearing_consumer::{decode_all, BATCH_EVENTS_MAX};
 use clearing_log::embedded::EmbeddedLog;
-use clearing_log::{EventLog, Topic};
+use clearing_log::kafka::KafkaLog;
+use clearing_log::{EventLog, Topic, TopicNames};
 use clearing_producer::WriteModel;
 use clearing_projector::Projector;
 use serde::Serialize;
@@ -43,6 +44,8 @@ pub struct BenchArgs {
 
 #[derive(Serialize)]
 struct Figures {
+    /// `embedded`, or `kafka at BROKERS`.
+    log: String,
     txns: u64,
     events: u64,
     ingest_s: f64,
@@ -59,18 +62,13 @@ struct Figures {
     project_txn_per_s: f64,
     decode_only_txn_per_s: f64,
     projector_ratio_to_decode: f64,
-}
-
-fn prepare(dir: &Path, cfg: &Config, input: &Path) -> Result<(Config, EmbeddedLog, WriteModel)> {
-    let dcfg = Config {
-        data_dir: dir.to_path_buf(),
-        topics: cfg.topics.clone(),
-        kafka: None,
-    };
-    let log = crate::app::open_embedded(&dcfg)?;
-    let mut wm = WriteModel::open(dir)?;
-    load_reference(&log, &mut wm, input)?;
-    Ok((dcfg, log, wm))
+    /// Kafka only: a bare rdkafka consumer reading the same topic, start to
+    /// end, in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_consume_msg_per_s: Option<f64>,
+    /// Kafka only: projection rate ÷ raw consume rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_ratio_to_raw_consume: Option<f64>,
 }
 
 fn rate(n: u64, secs: f64) -> f64 {
@@ -81,10 +79,79 @@ fn rate(n: u64, secs: f64) -> f64 {
     }
 }
 
-pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
-    if cfg.kafka.is_some() {
-        anyhow::bail!("bench: the Kafka benchmark is not built yet; run bench without --kafka (CLEARING_KAFKA) for the embedded pipeline");
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        (a / b * 1000.0).round() / 1000.0
+    } else {
+        0.0
     }
+}
+
+/// The log a stage runs on: a fresh embedded log in the stage's data dir,
+/// or fresh topics (a prefix of this run's own) on the configured broker.
+trait BenchLog: EventLog + Send + Sync + Sized + 'static {
+    fn open_fresh(cfg: &Config, dir: &Path, stage: &str) -> Result<Self>;
+    /// (messages, seconds) of the bare-consumer baseline, when there is one.
+    fn raw_consume(&self) -> Result<Option<(u64, f64)>>;
+}
+
+impl BenchLog for EmbeddedLog {
+    fn open_fresh(cfg: &Config, dir: &Path, _stage: &str) -> Result<Self> {
+        crate::app::open_embedded(&Config {
+            data_dir: dir.to_path_buf(),
+            topics: cfg.topics.clone(),
+            kafka: None,
+        })
+    }
+
+    fn raw_consume(&self) -> Result<Option<(u64, f64)>> {
+        Ok(None)
+    }
+}
+
+impl BenchLog for KafkaLog {
+    fn open_fresh(cfg: &Config, _dir: &Path, stage: &str) -> Result<Self> {
+        let mut k = cfg.kafka.clone().context("no --kafka")?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos();
+        k.topics = TopicNames::with_prefix(&format!(
+            "{}-bench-{}-{stage}",
+            cfg.topics.prefix(),
+            nanos % 1_000_000_000_000
+        ));
+        eprintln!("bench: stage {stage} on topic {}", k.topics.events);
+        KafkaLog::open(k).context("opening the log")
+    }
+
+    fn raw_consume(&self) -> Result<Option<(u64, f64)>> {
+        let t = Instant::now();
+        let (messages, _bytes) = KafkaLog::raw_consume(self, Topic::Events)?;
+        Ok(Some((messages, t.elapsed().as_secs_f64())))
+    }
+}
+
+fn prepare<L: BenchLog>(
+    cfg: &Config,
+    dir: &Path,
+    stage: &str,
+    input: &Path,
+) -> Result<(L, WriteModel)> {
+    std::fs::create_dir_all(dir)?;
+    let log = L::open_fresh(cfg, dir, stage)?;
+    let mut wm = WriteModel::open(dir)?;
+    load_reference(&log, &mut wm, input)?;
+    Ok((log, wm))
+}
+
+pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
+    match cfg.kafka {
+        Some(_) => run_on::<KafkaLog>(cfg, args, out),
+        None => run_on::<EmbeddedLog>(cfg, args, out),
+    }
+}
+
+fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
     let temp;
     let root = match &args.work_dir {
         Some(d) => {
@@ -111,7 +178,8 @@ pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
     let txn_file = input.join("transactions.jsonl").display().to_string();
 
     // Stages one after the other, in data dir A.
-    let (dcfg, log, mut wm) = prepare(&root.join("a"), cfg, &input)?;
+    let dir_a = root.join("a");
+    let (log, mut wm) = prepare::<L>(cfg, &dir_a, "a", &input)?;
     eprintln!("bench: ingest");
     let t = Instant::now();
     ingest_path(&log, &mut wm, &txn_file)?;
@@ -119,7 +187,7 @@ pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
     drop(wm);
 
     eprintln!("bench: project");
-    let mut p = Projector::open(&dcfg.data_dir)?;
+    let mut p = Projector::open(&dir_a)?;
     let t = Instant::now();
     let stats = p.catch_up(&log, |_| {}).context("projecting")?;
     p.flush()?;
@@ -128,30 +196,44 @@ pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
 
     eprintln!("bench: decode-only pass");
     let t = Instant::now();
-    let mut offset = 0u64;
     let mut decoded = 0u64;
+    let partitions = log.partitions(Topic::Events)?;
+    let mut next = std::collections::BTreeMap::new();
     loop {
-        let records = log.read(Topic::Events, 0, offset, BATCH_EVENTS_MAX)?;
-        let Some(last) = records.last() else { break };
-        offset = last.position.offset + 1;
+        let records = log.read_all(Topic::Events, partitions, &next, BATCH_EVENTS_MAX * 8)?;
+        if records.is_empty() {
+            break;
+        }
         for item in decode_all(records) {
+            next.insert(item.position.partition, item.position.offset + 1);
             if item.event.is_ok() {
                 decoded += 1;
             }
         }
     }
     let decode_only_s = t.elapsed().as_secs_f64();
+
+    let raw = log.raw_consume()?;
+    if let Some((messages, _)) = raw {
+        anyhow::ensure!(
+            messages == stats.events,
+            "the raw consumer read {messages} messages, the projector {} events",
+            stats.events
+        );
+    }
+    let described = log.describe();
     drop(log);
 
     // Pipelined, in data dir B.
     eprintln!("bench: pipelined ingest with the projector following");
-    let (dcfg_b, log_b, mut wm_b) = prepare(&root.join("b"), cfg, &input)?;
+    let dir_b = root.join("b");
+    let (log_b, mut wm_b) = prepare::<L>(cfg, &dir_b, "b", &input)?;
     let log_b = Arc::new(log_b);
     let done = Arc::new(AtomicBool::new(false));
     let follower = {
         let log = log_b.clone();
         let done = done.clone();
-        let dir = dcfg_b.data_dir.clone();
+        let dir = dir_b.clone();
         std::thread::spawn(move || -> Result<u64> {
             let mut p = Projector::open(&dir)?;
             let mut events = 0;
@@ -182,7 +264,13 @@ pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
     let events = stats.events;
     let project_rate = rate(events, project_s);
     let decode_rate = rate(decoded, decode_only_s);
+    let raw_rate = raw.map(|(messages, secs)| rate(messages, secs));
     let fig = Figures {
+        log: if cfg.kafka.is_some() {
+            described
+        } else {
+            "embedded".to_string()
+        },
         txns: lines,
         events,
         ingest_s,
@@ -194,11 +282,9 @@ pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
         ingest_txn_per_s: rate(lines, ingest_s),
         project_txn_per_s: project_rate,
         decode_only_txn_per_s: decode_rate,
-        projector_ratio_to_decode: if decode_rate > 0.0 {
-            (project_rate / decode_rate * 1000.0).round() / 1000.0
-        } else {
-            0.0
-        },
+        projector_ratio_to_decode: ratio(project_rate, decode_rate),
+        raw_consume_msg_per_s: raw_rate,
+        kafka_ratio_to_raw_consume: raw_rate.map(|r| ratio(project_rate, r)),
     };
     anyhow::ensure!(
         followed >= events,
@@ -209,7 +295,8 @@ pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
         _ => {
             writeln!(
                 out,
-                "clearing bench: {lines} input lines, {events} events (embedded log)"
+                "clearing bench: {lines} input lines, {events} events ({})",
+                fig.log
             )?;
             writeln!(
                 out,
@@ -241,6 +328,15 @@ pub fn run(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> Result<()> {
                 "  projector / decode-only = {:.3}",
                 fig.projector_ratio_to_decode
             )?;
+            if let (Some(raw), Some(r)) =
+                (fig.raw_consume_msg_per_s, fig.kafka_ratio_to_raw_consume)
+            {
+                writeln!(
+                    out,
+                    "  raw consume   {raw:>10.0} msg/s  (bare rdkafka consumer)"
+                )?;
+                writeln!(out, "  projector / raw consume = {r:.3}")?;
+            }
         }
     }
     Ok(())

@@ -425,16 +425,6 @@ fn project_follow_applies_new_events_and_stops_cleanly_on_sigterm() {
 }
 
 #[test]
-fn bench_refuses_kafka_until_the_kafka_benchmark_exists() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = fails(clearing(
-        dir.path(),
-        &["--kafka", "127.0.0.1:9", "bench", "--txns", "10"],
-    ));
-    assert!(e.contains("Kafka benchmark is not built yet"), "{e}");
-}
-
-#[test]
 fn a_missing_file_is_a_one_line_error_naming_it() {
     let dir = loaded();
     let e = fails(clearing(

@@ -509,3 +509,25 @@ fn a_follower_is_a_group_member_that_starts_from_its_stored_positions_not_the_gr
     assert_eq!(followed.json(&["digest", "--format", "json"]), full);
     assert_eq!(followed.reports(), source.reports());
 }
+
+#[test]
+fn the_kafka_benchmark_prints_the_raw_consume_baseline_of_the_same_run() {
+    let p = prefix("bench");
+    let ledger = Ledger::kafka(&p);
+    let fig = ledger.json(&[
+        "bench",
+        "--txns",
+        "300",
+        "--merchants",
+        "20",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(fig["log"], format!("kafka at {}", broker()));
+    assert!(fig["events"].as_u64().unwrap() >= 300, "{fig}");
+    let raw = fig["raw_consume_msg_per_s"].as_f64().unwrap();
+    let project = fig["project_txn_per_s"].as_f64().unwrap();
+    assert!(raw > 0.0 && project > 0.0, "{fig}");
+    let ratio = fig["kafka_ratio_to_raw_consume"].as_f64().unwrap();
+    assert!((ratio - project / raw).abs() < 0.001, "{fig}");
+}

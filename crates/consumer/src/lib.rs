@@ -90,10 +90,11 @@ pub fn decode_all(records: Vec<clearing_log::Delivered>) -> Vec<Item> {
         .collect()
 }
 
-/// Brings `handler` to the end of `topic`: reads every partition from the
-/// handler's stored position until a read comes back empty (end of
-/// partition), in batches of at most `batch_max`; `progress` hears the
-/// running count of events after each batch.
+/// Brings `handler` to the end of `topic`: reads all partitions from the
+/// handler's stored positions until a read comes back empty (every
+/// partition at its end), in batches of at most `batch_max` events, and
+/// applies each batch partition by partition; `progress` hears the running
+/// count of events after each batch.
 pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
     log: &L,
     topic: Topic,
@@ -103,30 +104,30 @@ pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
 ) -> Result<CatchUp, ConsumeError<H::Error>> {
     let partitions = log.partitions(topic).map_err(ConsumeError::Log)?;
     let mut stats = CatchUp::default();
-    let mut done = vec![false; partitions as usize];
-    while done.iter().any(|d| !d) {
+    loop {
         let positions = handler.positions();
-        for p in 0..partitions {
-            if done[p as usize] {
-                continue;
-            }
-            let from = positions.get(&p).copied().unwrap_or(0);
-            let records = log
-                .read(topic, p, from, batch_max)
-                .map_err(ConsumeError::Log)?;
-            if records.is_empty() {
-                done[p as usize] = true;
-                continue;
-            }
-            let next = records.last().expect("non-empty").position.offset + 1;
-            let items = decode_all(records);
+        let records = log
+            .read_all(topic, partitions, &positions, batch_max)
+            .map_err(ConsumeError::Log)?;
+        if records.is_empty() {
+            break;
+        }
+        let mut by_partition: BTreeMap<u32, Vec<Item>> = BTreeMap::new();
+        for item in decode_all(records) {
+            by_partition
+                .entry(item.position.partition)
+                .or_default()
+                .push(item);
+        }
+        for (p, items) in by_partition {
+            let next = items.last().expect("non-empty").position.offset + 1;
             stats.events += items.len() as u64;
             stats.batches += 1;
             handler
                 .apply(p, items, next)
                 .map_err(ConsumeError::Handler)?;
-            progress(stats.events);
         }
+        progress(stats.events);
     }
     tracing::debug!(events = stats.events, batches = stats.batches, "caught up");
     Ok(stats)

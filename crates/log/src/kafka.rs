@@ -112,11 +112,23 @@ struct Reader {
     next: Option<u64>,
 }
 
+/// One consumer assigned to every partition of a topic, for catch-up.
+struct AllReader {
+    consumer: BaseConsumer,
+    /// Next offset per partition, while still positioned there; `None`
+    /// after the partitions were all found at their end (so that the next
+    /// call assigns again and hears fresh end-of-partition events).
+    next: Option<BTreeMap<u32, u64>>,
+    /// Partitions found at their end since the last assignment.
+    at_end: Vec<bool>,
+}
+
 pub struct KafkaLog {
     settings: KafkaSettings,
     producer: ThreadedProducer<Deliveries>,
     next_id: AtomicU64,
     readers: Mutex<HashMap<(Topic, u32), Reader>>,
+    all_readers: Mutex<HashMap<Topic, AllReader>>,
 }
 
 fn broker_err(settings: &KafkaSettings, what: &str, e: impl std::fmt::Display) -> LogError {
@@ -144,6 +156,7 @@ impl KafkaLog {
             producer,
             next_id: AtomicU64::new(0),
             readers: Mutex::new(HashMap::new()),
+            all_readers: Mutex::new(HashMap::new()),
         };
         log.ensure_topics()?;
         Ok(log)
@@ -239,7 +252,11 @@ impl KafkaLog {
             .map_err(|e| {
                 broker_err(
                     &self.settings,
-                    &format!("creating a reader of partition {partition}"),
+                    &if partition == u32::MAX {
+                        "creating a reader of all partitions".to_string()
+                    } else {
+                        format!("creating a reader of partition {partition}")
+                    },
                     e,
                 )
             })
@@ -398,6 +415,101 @@ impl EventLog for KafkaLog {
                     }
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// One consumer reads every partition at once (librdkafka fetches them
+    /// in parallel), positioned at the caller's offsets. The call ends when
+    /// `records_max` records are in hand or every partition has reported
+    /// its end since it was positioned.
+    fn read_all(
+        &self,
+        topic: Topic,
+        partitions: u32,
+        from: &BTreeMap<u32, u64>,
+        records_max: usize,
+    ) -> Result<Vec<Delivered>, LogError> {
+        let name = self.settings.topics.name(topic);
+        let wanted: BTreeMap<u32, u64> = (0..partitions)
+            .map(|p| (p, from.get(&p).copied().unwrap_or(0)))
+            .collect();
+        let mut all = self.all_readers.lock().expect("readers mutex");
+        let reader = match all.entry(topic) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(AllReader {
+                consumer: self.reader(topic, u32::MAX)?,
+                next: None,
+                at_end: Vec::new(),
+            }),
+        };
+        if reader.next.as_ref() != Some(&wanted) {
+            let mut tpl = TopicPartitionList::new();
+            for (p, offset) in &wanted {
+                tpl.add_partition_offset(name, *p as i32, Offset::Offset(*offset as i64))
+                    .map_err(|e| broker_err(&self.settings, "positioning a reader", e))?;
+            }
+            reader
+                .consumer
+                .assign(&tpl)
+                .map_err(|e| broker_err(&self.settings, "positioning a reader", e))?;
+            reader.next = Some(wanted.clone());
+            reader.at_end = vec![false; partitions as usize];
+        }
+        let mut out = Vec::new();
+        let mut last_progress = Instant::now();
+        while out.len() < records_max && reader.at_end.iter().any(|e| !e) {
+            match reader.consumer.poll(Duration::from_millis(100)) {
+                None => {
+                    if last_progress.elapsed() > READ_STALL_MAX {
+                        reader.next = None;
+                        return Err(broker_err(
+                            &self.settings,
+                            &format!("reading {name}"),
+                            "no answer and no end of partition",
+                        ));
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    if let Some(e) = reader.at_end.get_mut(p as usize) {
+                        *e = true;
+                    }
+                }
+                Some(Err(e)) => {
+                    reader.next = None;
+                    return Err(broker_err(&self.settings, &format!("reading {name}"), e));
+                }
+                Some(Ok(m)) => {
+                    last_progress = Instant::now();
+                    let partition = m.partition() as u32;
+                    let at = m.offset() as u64;
+                    let next = reader.next.as_mut().expect("positioned");
+                    let expected = next.get(&partition).copied().unwrap_or(0);
+                    if at < expected {
+                        continue;
+                    }
+                    next.insert(partition, at + 1);
+                    if let Some(e) = reader.at_end.get_mut(partition as usize) {
+                        *e = false;
+                    }
+                    out.push(Delivered {
+                        position: Position {
+                            partition,
+                            offset: at,
+                        },
+                        key: m
+                            .key()
+                            .map(|k| String::from_utf8_lossy(k).into_owned())
+                            .unwrap_or_default(),
+                        payload: m.payload().unwrap_or_default().to_vec(),
+                    });
+                }
+            }
+        }
+        if reader.at_end.iter().all(|e| *e) {
+            // Assign afresh next time: only a new assignment reports the end
+            // of a partition again when nothing new has arrived.
+            reader.next = None;
         }
         Ok(out)
     }
@@ -612,5 +724,61 @@ impl GroupFollower {
             }
         }
         self.consumer.unsubscribe();
+    }
+}
+
+impl KafkaLog {
+    /// The benchmark's baseline: a bare consumer reads every partition of
+    /// `topic` from the start to partition EOF, touching each payload and
+    /// nothing more. Returns (messages, payload bytes).
+    pub fn raw_consume(&self, topic: Topic) -> Result<(u64, u64), LogError> {
+        let name = self.settings.topics.name(topic);
+        let partitions = self.partition_count(name)?;
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.brokers)
+            .set("group.id", format!("clearing-raw-{name}"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("fetch.wait.max.ms", "100")
+            .create()
+            .map_err(|e| broker_err(&self.settings, "creating the raw consumer", e))?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(name, p as i32, Offset::Beginning)
+                .map_err(|e| broker_err(&self.settings, "assigning the raw consumer", e))?;
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| broker_err(&self.settings, "assigning the raw consumer", e))?;
+        let mut at_end = vec![false; partitions as usize];
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        let mut last_progress = Instant::now();
+        while at_end.iter().any(|e| !e) {
+            match consumer.poll(Duration::from_millis(100)) {
+                None if last_progress.elapsed() > READ_STALL_MAX => {
+                    return Err(broker_err(
+                        &self.settings,
+                        &format!("raw read of {name}"),
+                        "no answer and no end of partition",
+                    ))
+                }
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(p))) => at_end[p as usize] = true,
+                Some(Err(e)) => {
+                    return Err(broker_err(
+                        &self.settings,
+                        &format!("raw read of {name}"),
+                        e,
+                    ))
+                }
+                Some(Ok(m)) => {
+                    last_progress = Instant::now();
+                    at_end[m.partition() as usize] = false;
+                    messages += 1;
+                    bytes += m.payload().map_or(0, |p| p.len() as u64);
+                }
+            }
+        }
+        Ok((messages, bytes))
     }
 }

@@ -136,6 +136,28 @@ pub trait EventLog {
         records_max: usize,
     ) -> Result<Vec<Delivered>, LogError>;
 
+    /// Reads up to `records_max` records across all `partitions` of a
+    /// topic, each partition from its offset in `from` (absent = 0), in
+    /// offset order within each partition. An empty answer means every
+    /// partition has reached its end for now.
+    fn read_all(
+        &self,
+        topic: Topic,
+        partitions: u32,
+        from: &std::collections::BTreeMap<u32, u64>,
+        records_max: usize,
+    ) -> Result<Vec<Delivered>, LogError> {
+        let mut out = Vec::new();
+        for p in 0..partitions {
+            if out.len() >= records_max {
+                break;
+            }
+            let offset = from.get(&p).copied().unwrap_or(0);
+            out.extend(self.read(topic, p, offset, records_max - out.len())?);
+        }
+        Ok(out)
+    }
+
     /// A human description for messages (`embedded log at DIR`, `kafka at …`).
     fn describe(&self) -> String;
 }
@@ -158,6 +180,16 @@ impl<L: EventLog + ?Sized> EventLog for Box<L> {
         records_max: usize,
     ) -> Result<Vec<Delivered>, LogError> {
         (**self).read(topic, partition, offset, records_max)
+    }
+
+    fn read_all(
+        &self,
+        topic: Topic,
+        partitions: u32,
+        from: &std::collections::BTreeMap<u32, u64>,
+        records_max: usize,
+    ) -> Result<Vec<Delivered>, LogError> {
+        (**self).read_all(topic, partitions, from, records_max)
     }
 
     fn describe(&self) -> String {

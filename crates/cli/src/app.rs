@@ -100,8 +100,38 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Reconciles the channel's clearing file of a business date (SPEC §8).
+    Recon {
+        /// The clearing file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Business date the file is for, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        /// The file's layout: the CSV of SPEC §8, or the fixed-width layout
+        /// of docs/FORMATS.md.
+        #[arg(long, value_enum, default_value_t = ReconLayout::Csv)]
+        layout: ReconLayout,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// The pipeline benchmark.
     Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReconLayout {
+    Csv,
+    UnionpayFixed,
+}
+
+impl From<ReconLayout> for clearing_recon::Layout {
+    fn from(l: ReconLayout) -> Self {
+        match l {
+            ReconLayout::Csv => clearing_recon::Layout::Csv,
+            ReconLayout::UnionpayFixed => clearing_recon::Layout::UnionpayFixed,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -405,8 +435,76 @@ fn run(cli: Cli) -> Result<()> {
             project_all(&cfg, &log, &mut p)?;
             report::digest(&p.digest()?, p.stored_positions(), format, &mut out)
         }
+        Command::Recon {
+            file,
+            date,
+            layout,
+            format,
+        } => {
+            let r = recon_file(&cfg, &file, date, layout.into(), true)?;
+            if format == Format::Json && r.bad_lines > 0 {
+                for b in &r.bad {
+                    eprintln!(
+                        "clearing: {}: line {}: {} ({})",
+                        r.file, b.line, b.detail, b.field
+                    );
+                }
+            }
+            report::recon(&r, format, &mut out)
+        }
         Command::Bench(args) => crate::bench::run(&cfg, args, &mut out),
     }
+}
+
+/// Files larger than this get a progress bar when stderr is a terminal.
+const PROGRESS_BYTES_MIN: u64 = 512 * 1024;
+
+/// Runs `recon` on a file: brings projections and write model up to date,
+/// reconciles, and projects what the run recorded.
+pub fn recon_file(
+    cfg: &Config,
+    file: &Path,
+    date: NaiveDate,
+    layout: clearing_recon::Layout,
+    progress: bool,
+) -> Result<clearing_recon::Report> {
+    use std::io::IsTerminal;
+    let label = file_label(file);
+    let f = fs::File::open(file).with_context(|| format!("opening {label}"))?;
+    let size = f
+        .metadata()
+        .with_context(|| format!("reading {label}"))?
+        .len();
+    let log = open_log(cfg)?;
+    let mut wm = open_write_model(cfg)?;
+    wm.catch_up(&*log).context("catching up the write model")?;
+    let mut p = open_projector(cfg)?;
+    project_all(cfg, &*log, &mut p)?;
+    let bar = if progress && size >= PROGRESS_BYTES_MIN && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "recon {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("progress template"),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let input: Box<dyn std::io::Read> = match &bar {
+        Some(b) => Box::new(b.wrap_read(f)),
+        None => Box::new(f),
+    };
+    let r = clearing_recon::reconcile(&*log, &mut wm, &p, &label, input, layout, date, &now());
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let r = r?;
+    wm.flush()?;
+    project_all(cfg, &*log, &mut p)?;
+    p.flush()?;
+    Ok(r)
 }
 
 pub fn load_fees(

@@ -270,3 +270,144 @@ pub fn risk(r: &RiskReport, format: Format, out: &mut impl Write) -> Result<()> 
     }
     Ok(())
 }
+
+/// The SPEC §11 reconciliation JSON.
+pub fn recon_json(r: &clearing_recon::Report) -> serde_json::Value {
+    use serde_json::json;
+    let counts: serde_json::Map<String, serde_json::Value> = r
+        .counts
+        .iter()
+        .map(|(c, n)| (c.as_str().to_string(), json!(n)))
+        .collect();
+    json!({
+        "business_date": r.business_date.to_string(),
+        "counts": counts,
+        "breaks": r.breaks.iter().map(|b| json!({
+            "category": b.category.as_str(),
+            "terminal_id": b.key.terminal_id,
+            "rrn": b.key.rrn,
+            "txn_type": b.key.txn_type.as_str(),
+        })).collect::<Vec<_>>(),
+        "held": r.held.iter().map(|h| json!({
+            "terminal_id": h.key.terminal_id,
+            "rrn": h.key.rrn,
+            "txn_type": h.key.txn_type.as_str(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn money(f: Option<clearing_core::Fen>) -> String {
+    f.map(|f| f.to_string()).unwrap_or_else(|| "-".to_string())
+}
+
+pub fn recon(r: &clearing_recon::Report, format: Format, out: &mut impl Write) -> Result<()> {
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string(&recon_json(r))?)?,
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record([
+                "business_date",
+                "category",
+                "merchant_id",
+                "terminal_id",
+                "rrn",
+                "txn_type",
+                "txn_id",
+                "line",
+                "channel_amount",
+                "ledger_amount",
+                "channel_fee",
+                "ledger_fee",
+                "ledger_status",
+            ])?;
+            for b in &r.breaks {
+                w.write_record([
+                    r.business_date.to_string(),
+                    b.category.as_str().to_string(),
+                    b.merchant_id.clone().unwrap_or_default(),
+                    b.key.terminal_id.clone(),
+                    b.key.rrn.clone(),
+                    b.key.txn_type.as_str().to_string(),
+                    b.txn_id.clone().unwrap_or_default(),
+                    b.line.map(|l| l.to_string()).unwrap_or_default(),
+                    b.channel_amount.map(|f| f.to_string()).unwrap_or_default(),
+                    b.ledger_amount.map(|f| f.to_string()).unwrap_or_default(),
+                    b.channel_fee.map(|f| f.to_string()).unwrap_or_default(),
+                    b.ledger_fee.map(|f| f.to_string()).unwrap_or_default(),
+                    b.ledger_status
+                        .map(|s| format!("{s:?}").to_lowercase())
+                        .unwrap_or_default(),
+                ])?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "Reconciliation of {} — {} ({} layout, {} lines, {} bad)",
+                r.business_date, r.file, r.layout, r.lines, r.bad_lines
+            )?;
+            if r.already_recorded {
+                writeln!(
+                    out,
+                    "(this file was already reconciled for this date: the result recorded then)"
+                )?;
+            }
+            if r.carried_in > 0 {
+                writeln!(
+                    out,
+                    "{} items held by the previous day's run were expected here",
+                    r.carried_in
+                )?;
+            }
+            for (c, n) in &r.counts {
+                writeln!(out, "  {:<22} {:>9}", c.as_str(), n)?;
+            }
+            let mut current = None;
+            for b in &r.breaks {
+                if current != Some(b.category) {
+                    current = Some(b.category);
+                    writeln!(out, "\n{}", b.category.as_str())?;
+                    writeln!(
+                        out,
+                        "  {:<16} {:<10} {:<14} {:<7} {:>12} {:>12} {:>9} {:>9}",
+                        "merchant", "terminal", "rrn", "type", "channel", "ledger", "ch fee", "fee"
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "  {:<16} {:<10} {:<14} {:<7} {:>12} {:>12} {:>9} {:>9}",
+                    b.merchant_id.as_deref().unwrap_or("-"),
+                    b.key.terminal_id,
+                    b.key.rrn,
+                    b.key.txn_type.as_str(),
+                    money(b.channel_amount),
+                    money(b.ledger_amount),
+                    money(b.channel_fee),
+                    money(b.ledger_fee),
+                )?;
+            }
+            if !r.held.is_empty() {
+                writeln!(out, "\nheld for the next day's file")?;
+                for h in &r.held {
+                    writeln!(
+                        out,
+                        "  {:<16} {:<10} {:<14} {:<7} {:>12}",
+                        h.merchant_id,
+                        h.key.terminal_id,
+                        h.key.rrn,
+                        h.key.txn_type.as_str(),
+                        h.amount
+                    )?;
+                }
+            }
+            if !r.bad.is_empty() {
+                writeln!(out, "\nbad lines (first {})", r.bad.len())?;
+                for b in &r.bad {
+                    writeln!(out, "  line {}: {} ({})", b.line, b.detail, b.field)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -15,6 +15,10 @@ use crate::postings::{Entry, Route};
 use crate::registry::{Intermediary, Merchant, Versioned, VersionedFees};
 use crate::risk::RiskFlag;
 
+/// The key of reconciliation events: one key keeps a run's breaks and its
+/// summary in order on one partition.
+pub const RECONCILIATION_KEY: &str = "reconciliation";
+
 /// The schema version this build writes, for every event type.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -46,6 +50,11 @@ pub enum EventBody {
     TransactionRecorded(Box<TxnRecorded>),
     /// A dead letter: an input record that was not accepted.
     RecordRejected(RecordRejected),
+    /// A reconciliation run's summary and held pool (recorded after its
+    /// breaks).
+    ReconciliationRun(Box<crate::recon::ReconciliationRun>),
+    /// One break found by a reconciliation run.
+    ReconciliationBreak(Box<crate::recon::ReconciliationBreak>),
 }
 
 /// The settlement row a record changes, and by how much. The producer
@@ -213,6 +222,8 @@ impl EventBody {
                 TxnType::Refund => "RefundRecorded",
             },
             EventBody::RecordRejected(_) => "RecordRejected",
+            EventBody::ReconciliationRun(_) => "ReconciliationRun",
+            EventBody::ReconciliationBreak(_) => "ReconciliationBreak",
         }
     }
 }
@@ -268,7 +279,13 @@ impl Event {
     /// The key the log partitions by: the merchant, else a fixed key for
     /// reference data so that its events stay in order on one partition.
     pub fn key(&self) -> &str {
-        self.merchant_id.as_deref().unwrap_or("reference")
+        match (&self.body, &self.merchant_id) {
+            (EventBody::ReconciliationRun(_) | EventBody::ReconciliationBreak(_), _) => {
+                RECONCILIATION_KEY
+            }
+            (_, Some(m)) => m,
+            (_, None) => "reference",
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -293,6 +310,8 @@ impl Event {
             EventBody::MerchantRegistered(b) | EventBody::MerchantUpdated(b) => out(self, b),
             EventBody::TransactionRecorded(b) => out(self, b),
             EventBody::RecordRejected(b) => out(self, b),
+            EventBody::ReconciliationRun(b) => out(self, b),
+            EventBody::ReconciliationBreak(b) => out(self, b),
         }
     }
 
@@ -351,6 +370,12 @@ fn decode_body(type_name: &str, version: u32, json: &str) -> Result<EventBody, D
             expected
         }
         ("RecordRejected", 1) => EventBody::RecordRejected(parse(type_name, version, json)?),
+        ("ReconciliationRun", 1) => {
+            EventBody::ReconciliationRun(Box::new(parse(type_name, version, json)?))
+        }
+        ("ReconciliationBreak", 1) => {
+            EventBody::ReconciliationBreak(Box::new(parse(type_name, version, json)?))
+        }
         _ => {
             return Err(DecodeError::UnknownType {
                 type_name: type_name.to_string(),

@@ -748,7 +748,9 @@ pub fn apply(reference: &mut Reference, txns: &mut impl TxnStore, event: &Event)
             reference.put_merchant(m.version, m.value.clone())
         }
         EventBody::TransactionRecorded(t) => apply_txn(txns, t),
-        EventBody::RecordRejected(_) => {}
+        EventBody::RecordRejected(_)
+        | EventBody::ReconciliationRun(_)
+        | EventBody::ReconciliationBreak(_) => {}
     }
 }
 

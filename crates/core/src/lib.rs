@@ -4,7 +4,8 @@
 //! `channel` (vocabulary), `fees` (schedule, sale and refund fee),
 //! `calendar` (business date, payout date), `registry` (merchants,
 //! intermediaries, terminals), `mask` (PAN masking), `risk` (跳码/跳商户
-//! flags), `postings` (double entry, asserted balanced), `events` (versioned
+//! flags), `postings` (double entry, asserted balanced), `recon` (the
+//! clearing-file matcher and its categories), `events` (versioned
 //! envelope), `ingest` (`decide` a record, `apply` an event to the write
 //! model) and `settlement` (reports). Nothing here does I/O, reads a clock
 //! or is async: time arrives inside records and events.
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod mask;
 pub mod money;
 pub mod postings;
+pub mod recon;
 pub mod registry;
 pub mod risk;
 pub mod settlement;

@@ -113,6 +113,25 @@ fn publish<L: EventLog + ?Sized>(
     Ok(())
 }
 
+/// Records events decided elsewhere (a reconciliation run's breaks and
+/// summary): numbers them within their key after catching the write model
+/// up, publishes them in order, and commits the write model.
+pub fn record_events<L: EventLog + ?Sized>(
+    log: &L,
+    wm: &mut WriteModel,
+    mut events: Vec<Event>,
+) -> Result<(), ProducerError> {
+    wm.catch_up(log)?;
+    for chunk in events.chunks_mut(INGEST_BATCH_LINES_MAX) {
+        for e in chunk.iter_mut() {
+            wm.assign_seq(e);
+            wm.apply_pending(e);
+        }
+        publish(log, wm, chunk)?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FeesLoaded {
     pub version: u32,

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use clearing_consumer::{catch_up, CatchUp, ConsumeError, Handler, Item, Undecodable};
 use clearing_core::events::{RowDelta, RowKey, TxnRecorded};
+use clearing_core::recon::{ReconciliationBreak, ReconciliationRun};
 use clearing_core::settlement::{add_delta, FlaggedTxn};
 use clearing_core::{Channel, Event, EventBody, Fen, TxnResult, TxnType};
 use clearing_log::{EventLog, Position, Topic};
@@ -82,6 +83,15 @@ pub struct TxnEntry {
 struct RowValue {
     key: RowKey,
     totals: RowDelta,
+}
+
+/// A value from the log, with where and when it was recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Recorded<T> {
+    /// `PARTITION:OFFSET` of the event.
+    pub position: String,
+    pub recorded_at: String,
+    pub value: T,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +247,79 @@ impl Projector {
             .map_err(|e| self.storage(e))?;
         meta.flush().map_err(|e| self.storage(e))?;
         Ok(id)
+    }
+
+    fn positioned<T: serde::de::DeserializeOwned>(
+        &self,
+        k: &[u8],
+    ) -> Result<Option<Recorded<T>>, ProjectorError> {
+        match self.tree.get(k).map_err(|e| self.storage(e))? {
+            None => Ok(None),
+            Some(v) => {
+                let p: Positioned<T> = serde_json::from_slice(&v)
+                    .map_err(|e| self.corrupt(format!("{}: {e}", String::from_utf8_lossy(k))))?;
+                Ok(Some(Recorded {
+                    position: p.position,
+                    recorded_at: p.recorded_at,
+                    value: p.value,
+                }))
+            }
+        }
+    }
+
+    /// The reconciliation run of `date` over the file with this digest.
+    pub fn recon_run(
+        &self,
+        date: NaiveDate,
+        file_sha256: &str,
+    ) -> Result<Option<Recorded<ReconciliationRun>>, ProjectorError> {
+        let date = date.to_string();
+        self.positioned(&key(&[
+            b"recon/run/",
+            date.as_bytes(),
+            b"/",
+            file_sha256.as_bytes(),
+        ]))
+    }
+
+    /// The latest reconciliation run recorded for `date`.
+    pub fn recon_latest(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Option<Recorded<ReconciliationRun>>, ProjectorError> {
+        let d = date.to_string();
+        match self
+            .tree
+            .get(key(&[b"recon/latest/", d.as_bytes()]))
+            .map_err(|e| self.storage(e))?
+        {
+            None => Ok(None),
+            Some(sha) => self.recon_run(date, &String::from_utf8_lossy(&sha)),
+        }
+    }
+
+    /// The breaks a run recorded, in report order.
+    pub fn recon_breaks(
+        &self,
+        date: NaiveDate,
+        file_sha256: &str,
+    ) -> Result<Vec<Recorded<ReconciliationBreak>>, ProjectorError> {
+        let d = date.to_string();
+        let prefix = key(&[
+            b"recon/break/",
+            d.as_bytes(),
+            b"/",
+            file_sha256.as_bytes(),
+            b"/",
+        ]);
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(&prefix) {
+            let (k, _) = kv.map_err(|e| self.storage(e))?;
+            if let Some(b) = self.positioned(&k)? {
+                out.push(b);
+            }
+        }
+        Ok(out)
     }
 
     /// Next offset to read, per partition.
@@ -529,6 +612,42 @@ impl Handler for Projector {
                     pending.reference(key(&[b"fees/", &f.version.to_be_bytes()]), pos, &event, f)
                 }
                 EventBody::RecordRejected(_) => {}
+                EventBody::ReconciliationRun(r) => {
+                    let date = r.business_date.to_string();
+                    pending.reference(
+                        key(&[
+                            b"recon/run/",
+                            date.as_bytes(),
+                            b"/",
+                            r.file_sha256.as_bytes(),
+                        ]),
+                        pos,
+                        &event,
+                        r,
+                    );
+                    // The latest run of a date is the one whose held pool
+                    // the next date's run takes over.
+                    pending.batch.insert(
+                        key(&[b"recon/latest/", date.as_bytes()]),
+                        r.file_sha256.as_bytes(),
+                    );
+                }
+                EventBody::ReconciliationBreak(b) => {
+                    let date = b.business_date.to_string();
+                    pending.reference(
+                        key(&[
+                            b"recon/break/",
+                            date.as_bytes(),
+                            b"/",
+                            b.file_sha256.as_bytes(),
+                            b"/",
+                            &b.index.to_be_bytes(),
+                        ]),
+                        pos,
+                        &event,
+                        b,
+                    );
+                }
             }
         }
         for (k, mut row) in pending.rows.drain() {

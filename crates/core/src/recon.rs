@@ -1,0 +1,394 @@
+//! Reconciliation against the channel's clearing file (SPEC §8, §11): the
+//! categories, the held pool, the events a run records, and the matcher.
+//!
+//! The matcher is pure: the ledger's side of a business date goes in (every
+//! sale and refund of the date with its status, plus the items the previous
+//! run held), channel lines are fed one at a time in file order, and
+//! `finish` classifies what is left on the ledger side. Every channel line
+//! and every expected ledger record ends in exactly one category.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::money::Fen;
+
+/// The eight categories, in SPEC order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Matched,
+    MissingInLedger,
+    MissingInChannel,
+    AmountMismatch,
+    FeeMismatch,
+    StatusMismatch,
+    DuplicateInChannel,
+    Held,
+}
+
+impl Category {
+    pub const ALL: [Category; 8] = [
+        Category::Matched,
+        Category::MissingInLedger,
+        Category::MissingInChannel,
+        Category::AmountMismatch,
+        Category::FeeMismatch,
+        Category::StatusMismatch,
+        Category::DuplicateInChannel,
+        Category::Held,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Matched => "matched",
+            Category::MissingInLedger => "missing_in_ledger",
+            Category::MissingInChannel => "missing_in_channel",
+            Category::AmountMismatch => "amount_mismatch",
+            Category::FeeMismatch => "fee_mismatch",
+            Category::StatusMismatch => "status_mismatch",
+            Category::DuplicateInChannel => "duplicate_in_channel",
+            Category::Held => "held",
+        }
+    }
+
+    /// A break is a finding an operator must look at: everything but
+    /// `matched` and `held`.
+    pub fn is_break(self) -> bool {
+        !matches!(self, Category::Matched | Category::Held)
+    }
+}
+
+/// The transaction types a clearing file carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconType {
+    Sale,
+    Refund,
+}
+
+impl ReconType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconType::Sale => "sale",
+            ReconType::Refund => "refund",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReconType> {
+        match s {
+            "sale" => Some(ReconType::Sale),
+            "refund" => Some(ReconType::Refund),
+            _ => None,
+        }
+    }
+}
+
+/// The match key: `(terminal_id, rrn, txn_type)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MatchKey {
+    pub terminal_id: String,
+    pub rrn: String,
+    pub txn_type: ReconType,
+}
+
+/// How the ledger holds a sale or refund.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerStatus {
+    Approved,
+    Declined,
+    Voided,
+    Reversed,
+}
+
+/// One sale or refund on the ledger's side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerItem {
+    pub txn_id: String,
+    pub merchant_id: String,
+    #[serde(flatten)]
+    pub key: MatchKey,
+    pub amount: Fen,
+    pub fee: Fen,
+    pub status: LedgerStatus,
+    /// In the last 10 minutes before the cutoff of its business date.
+    pub near_cutoff: bool,
+}
+
+/// An item a run held for the next day's file: ledger state, recorded in
+/// the run's event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldItem {
+    pub txn_id: String,
+    pub merchant_id: String,
+    #[serde(flatten)]
+    pub key: MatchKey,
+    pub amount: Fen,
+    pub fee: Fen,
+    /// The business date it belongs to (the run that held it).
+    #[serde(with = "crate::dates")]
+    pub business_date: NaiveDate,
+}
+
+/// One line of a clearing file, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelLine {
+    pub line: u64,
+    pub business_date: Option<NaiveDate>,
+    pub merchant_id: String,
+    pub key: MatchKey,
+    pub amount: Fen,
+    pub fee: Fen,
+}
+
+/// A finding: one record, or one pair, and its category.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub category: Category,
+    #[serde(flatten)]
+    pub key: MatchKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merchant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_id: Option<String>,
+    /// The channel file's line, for findings that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_amount: Option<Fen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_fee: Option<Fen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_amount: Option<Fen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_fee: Option<Fen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_status: Option<LedgerStatus>,
+}
+
+/// Counts per category, all eight always present.
+pub type Counts = BTreeMap<Category, u64>;
+
+pub fn zero_counts() -> Counts {
+    Category::ALL.iter().map(|c| (*c, 0)).collect()
+}
+
+/// The event a run records last: what it found, in sum, and the items it
+/// holds for the next run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconciliationRun {
+    #[serde(with = "crate::dates")]
+    pub business_date: NaiveDate,
+    /// Name of the file as given, for people; the digest identifies it.
+    pub file: String,
+    pub file_sha256: String,
+    pub layout: String,
+    pub lines: u64,
+    pub bad_lines: u64,
+    pub counts: Counts,
+    /// Number of `ReconciliationBreak` events recorded before this one.
+    pub breaks: u64,
+    pub held: Vec<HeldItem>,
+}
+
+/// One break of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconciliationBreak {
+    #[serde(with = "crate::dates")]
+    pub business_date: NaiveDate,
+    pub file_sha256: String,
+    /// 0, 1, … within the run, in report order.
+    pub index: u64,
+    #[serde(flatten)]
+    pub finding: Finding,
+}
+
+/// The result of matching one file against the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub counts: Counts,
+    /// Breaks in report order: by category (SPEC order), then key.
+    pub breaks: Vec<Finding>,
+    /// Items held for the next run, by key.
+    pub held: Vec<HeldItem>,
+    /// Pairs and held items that are not breaks (for audits and tests).
+    pub settled: Vec<Finding>,
+}
+
+struct Candidate {
+    item: LedgerItem,
+    /// From the previous run's held pool rather than this date.
+    carried: Option<NaiveDate>,
+    paired: bool,
+}
+
+/// Matches one clearing file against the ledger's side of its date.
+pub struct Matcher {
+    date: NaiveDate,
+    candidates: Vec<Candidate>,
+    by_key: HashMap<MatchKey, Vec<usize>>,
+    seen: HashSet<MatchKey>,
+    out: Outcome,
+}
+
+fn expected(c: &Candidate) -> bool {
+    c.item.status == LedgerStatus::Approved
+}
+
+impl Matcher {
+    /// `ledger`: every sale and refund of business date `date`, whatever
+    /// its status; `held_in`: what the previous run held, with its status
+    /// now (an item since voided is no longer expected).
+    pub fn new(
+        date: NaiveDate,
+        ledger: Vec<LedgerItem>,
+        held_in: Vec<(HeldItem, LedgerStatus)>,
+    ) -> Matcher {
+        let mut candidates: Vec<Candidate> = ledger
+            .into_iter()
+            .map(|item| Candidate {
+                item,
+                carried: None,
+                paired: false,
+            })
+            .collect();
+        for (h, status) in held_in {
+            candidates.push(Candidate {
+                item: LedgerItem {
+                    txn_id: h.txn_id,
+                    merchant_id: h.merchant_id,
+                    key: h.key,
+                    amount: h.amount,
+                    fee: h.fee,
+                    status,
+                    near_cutoff: false,
+                },
+                carried: Some(h.business_date),
+                paired: false,
+            });
+        }
+        let mut by_key: HashMap<MatchKey, Vec<usize>> = HashMap::with_capacity(candidates.len());
+        for (i, c) in candidates.iter().enumerate() {
+            by_key.entry(c.item.key.clone()).or_default().push(i);
+        }
+        Matcher {
+            date,
+            candidates,
+            by_key,
+            seen: HashSet::new(),
+            out: Outcome {
+                counts: zero_counts(),
+                ..Outcome::default()
+            },
+        }
+    }
+
+    pub fn date(&self) -> NaiveDate {
+        self.date
+    }
+
+    fn record(&mut self, f: Finding) {
+        *self.out.counts.entry(f.category).or_insert(0) += 1;
+        if f.category.is_break() {
+            self.out.breaks.push(f);
+        } else {
+            self.out.settled.push(f);
+        }
+    }
+
+    /// Classifies one channel line (SPEC §11's order).
+    pub fn line(&mut self, l: &ChannelLine) {
+        let mut f = Finding {
+            category: Category::Matched,
+            key: l.key.clone(),
+            merchant_id: Some(l.merchant_id.clone()),
+            txn_id: None,
+            line: Some(l.line),
+            channel_amount: Some(l.amount),
+            channel_fee: Some(l.fee),
+            ledger_amount: None,
+            ledger_fee: None,
+            ledger_status: None,
+        };
+        if !self.seen.insert(l.key.clone()) {
+            f.category = Category::DuplicateInChannel;
+            return self.record(f);
+        }
+        // The ledger record this line pairs with: an expected one not yet
+        // paired first, else any record with the key.
+        let pick = self.by_key.get(&l.key).and_then(|ids| {
+            ids.iter()
+                .copied()
+                .find(|i| !self.candidates[*i].paired && expected(&self.candidates[*i]))
+                .or_else(|| ids.iter().copied().find(|i| !self.candidates[*i].paired))
+                .or_else(|| ids.first().copied())
+        });
+        let Some(i) = pick else {
+            f.category = Category::MissingInLedger;
+            return self.record(f);
+        };
+        let c = &mut self.candidates[i];
+        c.paired = true;
+        f.txn_id = Some(c.item.txn_id.clone());
+        f.merchant_id = Some(c.item.merchant_id.clone());
+        f.ledger_amount = Some(c.item.amount);
+        f.ledger_fee = Some(c.item.fee);
+        f.ledger_status = Some(c.item.status);
+        f.category = if c.item.status != LedgerStatus::Approved {
+            Category::StatusMismatch
+        } else if c.item.amount != l.amount {
+            Category::AmountMismatch
+        } else if c.item.fee != l.fee {
+            Category::FeeMismatch
+        } else {
+            Category::Matched
+        };
+        self.record(f)
+    }
+
+    /// Classifies what the file did not name and returns the outcome.
+    pub fn finish(mut self) -> Outcome {
+        let candidates = std::mem::take(&mut self.candidates);
+        for c in candidates {
+            if c.paired || !expected(&c) {
+                continue;
+            }
+            let category = if c.carried.is_none() && c.item.near_cutoff {
+                Category::Held
+            } else {
+                Category::MissingInChannel
+            };
+            if category == Category::Held {
+                self.out.held.push(HeldItem {
+                    txn_id: c.item.txn_id.clone(),
+                    merchant_id: c.item.merchant_id.clone(),
+                    key: c.item.key.clone(),
+                    amount: c.item.amount,
+                    fee: c.item.fee,
+                    business_date: self.date,
+                });
+            }
+            self.record(Finding {
+                category,
+                key: c.item.key,
+                merchant_id: Some(c.item.merchant_id),
+                txn_id: Some(c.item.txn_id),
+                line: None,
+                channel_amount: None,
+                channel_fee: None,
+                ledger_amount: Some(c.item.amount),
+                ledger_fee: Some(c.item.fee),
+                ledger_status: Some(c.item.status),
+            });
+        }
+        let order = |f: &Finding| (f.category, f.key.clone(), f.line, f.txn_id.clone());
+        self.out.breaks.sort_by_key(order);
+        self.out.settled.sort_by_key(order);
+        self.out
+            .held
+            .sort_by(|a, b| a.key.cmp(&b.key).then(a.txn_id.cmp(&b.txn_id)));
+        self.out
+    }
+}

@@ -1,0 +1,360 @@
+//! Reconciliation runs (SPEC §8, §11): the channel's clearing file for a
+//! business date, streamed line by line, against the ledger's side of that
+//! date and the items the previous date's run held.
+//!
+//! Layout: `reader` streams and validates the file (CSV or the
+//! UnionPay-style fixed-width layout); `ledger_side` turns the projection's
+//! transaction index into what the channel should report; `reconcile` runs
+//! the core matcher and records the result as events (one per break, then
+//! the run's summary with its held pool), once per (date, file content).
+
+pub mod reader;
+
+use std::io::Read;
+
+use chrono::{Days, NaiveDate, NaiveTime};
+use clearing_core::calendar::{is_near_cutoff, parse_timestamp};
+use clearing_core::recon::{
+    Counts, Finding, HeldItem, LedgerItem, LedgerStatus, MatchKey, Matcher, ReconType,
+    ReconciliationBreak, ReconciliationRun,
+};
+use clearing_core::{Event, EventBody, TxnResult, TxnType};
+use clearing_log::EventLog;
+use clearing_producer::WriteModel;
+use clearing_projector::{Projector, TxnEntry};
+use sha2::{Digest, Sha256};
+
+pub use reader::{BadLine, FileError, Layout};
+
+/// Bad lines kept for the report; all are counted.
+pub const BAD_LINES_LISTED_MAX: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("{file}: {other} of {dated} dated lines name another business date than --date {date} (e.g. {example}); is this the file for {date}?")]
+    WrongDate {
+        file: String,
+        date: NaiveDate,
+        other: u64,
+        dated: u64,
+        example: NaiveDate,
+    },
+    #[error("no fee schedule is recorded yet, so the cutoff is unknown: run `clearing fees load FILE` first")]
+    NoSchedule,
+    #[error("reading the projections: {0}")]
+    Projector(#[from] clearing_projector::ProjectorError),
+    #[error("recording the result: {0}")]
+    Record(#[from] clearing_producer::ProducerError),
+}
+
+/// What a run found, as reported.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    pub business_date: NaiveDate,
+    pub file: String,
+    pub file_sha256: String,
+    pub layout: String,
+    /// Non-blank lines after the header.
+    pub lines: u64,
+    pub bad_lines: u64,
+    /// The first `BAD_LINES_LISTED_MAX` bad lines.
+    pub bad: Vec<BadLine>,
+    pub counts: Counts,
+    pub breaks: Vec<Finding>,
+    pub held: Vec<HeldItem>,
+    /// Items the previous date's run held, taken over by this run.
+    pub carried_in: u64,
+    /// This file was already reconciled for this date: the result is the
+    /// one recorded then, and nothing new was recorded.
+    pub already_recorded: bool,
+}
+
+/// How the ledger holds each sale and refund of a date's index.
+pub fn ledger_side(entries: &[TxnEntry], cutoff: NaiveTime) -> Vec<LedgerItem> {
+    let mut cancelled: std::collections::HashMap<&str, LedgerStatus> = Default::default();
+    for e in entries {
+        if e.result == TxnResult::Approved {
+            let status = match e.txn_type {
+                TxnType::Void => LedgerStatus::Voided,
+                TxnType::Reversal => LedgerStatus::Reversed,
+                _ => continue,
+            };
+            if let Some(o) = &e.original_txn_id {
+                cancelled.insert(o.as_str(), status);
+            }
+        }
+    }
+    entries
+        .iter()
+        .filter_map(|e| {
+            let txn_type = match e.txn_type {
+                TxnType::Sale => ReconType::Sale,
+                TxnType::Refund => ReconType::Refund,
+                _ => return None,
+            };
+            let status = match (e.result, cancelled.get(e.txn_id.as_str())) {
+                (TxnResult::Declined, _) => LedgerStatus::Declined,
+                (TxnResult::Approved, Some(s)) => *s,
+                (TxnResult::Approved, None) => LedgerStatus::Approved,
+            };
+            let near_cutoff =
+                parse_timestamp(&e.occurred_at).is_some_and(|t| is_near_cutoff(t, cutoff));
+            Some(LedgerItem {
+                txn_id: e.txn_id.clone(),
+                merchant_id: e.merchant_id.clone(),
+                key: MatchKey {
+                    terminal_id: e.terminal_id.clone(),
+                    rrn: e.rrn.clone(),
+                    txn_type,
+                },
+                amount: e.amount,
+                fee: e.fee,
+                status,
+                near_cutoff,
+            })
+        })
+        .collect()
+}
+
+/// What the latest run of the previous date held, each with its status on
+/// the ledger now.
+pub fn held_in(
+    projector: &Projector,
+    date: NaiveDate,
+    cutoff: NaiveTime,
+) -> Result<Vec<(HeldItem, LedgerStatus)>, ReconError> {
+    let Some(previous) = date.checked_sub_days(Days::new(1)) else {
+        return Ok(Vec::new());
+    };
+    let Some(run) = projector.recon_latest(previous)? else {
+        return Ok(Vec::new());
+    };
+    let held = run.value.held;
+    if held.is_empty() {
+        return Ok(held
+            .into_iter()
+            .map(|h| (h, LedgerStatus::Approved))
+            .collect());
+    }
+    let now: std::collections::HashMap<String, LedgerStatus> =
+        ledger_side(&projector.txns_on(previous)?, cutoff)
+            .into_iter()
+            .map(|i| (i.txn_id, i.status))
+            .collect();
+    Ok(held
+        .into_iter()
+        .map(|h| {
+            let status = now
+                .get(&h.txn_id)
+                .copied()
+                .unwrap_or(LedgerStatus::Approved);
+            (h, status)
+        })
+        .collect())
+}
+
+/// Hashes what passes through, so a file is read once.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// What streaming one file through the matcher gives.
+pub struct Matched {
+    pub outcome: clearing_core::recon::Outcome,
+    pub file_sha256: String,
+    pub lines: u64,
+    pub bad_lines: u64,
+    pub bad: Vec<BadLine>,
+}
+
+/// Streams `input` through a matcher. Lines dated another day than
+/// `date` are bad lines (`business_date`); when they are most of the dated
+/// lines, the file is refused.
+pub fn match_file<R: Read>(
+    file: &str,
+    input: R,
+    layout: Layout,
+    date: NaiveDate,
+    mut matcher: Matcher,
+) -> Result<Matched, ReconError> {
+    let mut hashing = Hashing {
+        inner: input,
+        hasher: Sha256::new(),
+    };
+    let (lines, bad_lines, bad, other, dated, example) = {
+        let mut reader = reader::ChannelReader::new(file, &mut hashing, layout, date)?;
+        let (mut lines, mut bad_lines, mut bad) = (0u64, 0u64, Vec::new());
+        let (mut other, mut dated, mut example) = (0u64, 0u64, None);
+        let mut note_bad = |b: BadLine, bad_lines: &mut u64| {
+            *bad_lines += 1;
+            if bad.len() < BAD_LINES_LISTED_MAX {
+                bad.push(b);
+            }
+        };
+        while let Some(parsed) = reader.next_line()? {
+            lines += 1;
+            match parsed {
+                reader::Parsed::Bad(b) => note_bad(b, &mut bad_lines),
+                reader::Parsed::Line(l) => {
+                    if let Some(d) = l.business_date {
+                        dated += 1;
+                        if d != date {
+                            other += 1;
+                            example.get_or_insert(d);
+                            note_bad(
+                                BadLine {
+                                    line: l.line,
+                                    field: "business_date".to_string(),
+                                    detail: format!("{d} is not the file's date {date}"),
+                                },
+                                &mut bad_lines,
+                            );
+                            continue;
+                        }
+                    }
+                    matcher.line(&l);
+                }
+            }
+        }
+        (lines, bad_lines, bad, other, dated, example)
+    };
+    if other * 2 > dated {
+        return Err(ReconError::WrongDate {
+            file: file.to_string(),
+            date,
+            other,
+            dated,
+            example: example.expect("some line names another date"),
+        });
+    }
+    // Whatever the reader left unread still belongs to the file's digest.
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|source| FileError::Io {
+        file: file.to_string(),
+        source,
+    })?;
+    let file_sha256 = hex(&hashing.hasher.finalize());
+    Ok(Matched {
+        outcome: matcher.finish(),
+        file_sha256,
+        lines,
+        bad_lines,
+        bad,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reconciles one clearing file for `date` and records the result, unless
+/// this file was already reconciled for this date: then the recorded
+/// result is reported and nothing is recorded twice. The projector and
+/// the write model must be caught up; the caller catches the projector up
+/// again afterwards to see the new events.
+pub fn reconcile<L: EventLog + ?Sized, R: Read>(
+    log: &L,
+    wm: &mut WriteModel,
+    projector: &Projector,
+    file: &str,
+    input: R,
+    layout: Layout,
+    date: NaiveDate,
+    recorded_at: &str,
+) -> Result<Report, ReconError> {
+    let cutoff = wm
+        .reference
+        .fees
+        .as_ref()
+        .ok_or(ReconError::NoSchedule)?
+        .schedule
+        .cutoff;
+    let ledger = ledger_side(&projector.txns_on(date)?, cutoff);
+    let carried = held_in(projector, date, cutoff)?;
+    let carried_in = carried.len() as u64;
+    let matcher = Matcher::new(date, ledger, carried);
+    let m = match_file(file, input, layout, date, matcher)?;
+
+    if let Some(run) = projector.recon_run(date, &m.file_sha256)? {
+        let breaks = projector.recon_breaks(date, &m.file_sha256)?;
+        let run = run.value;
+        return Ok(Report {
+            business_date: date,
+            file: file.to_string(),
+            file_sha256: m.file_sha256,
+            layout: run.layout,
+            lines: run.lines,
+            bad_lines: run.bad_lines,
+            bad: m.bad,
+            counts: run.counts,
+            breaks: breaks.into_iter().map(|b| b.value.finding).collect(),
+            held: run.held,
+            carried_in,
+            already_recorded: true,
+        });
+    }
+
+    let short = &m.file_sha256[..16];
+    let mut events: Vec<Event> = m
+        .outcome
+        .breaks
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Event {
+            event_id: format!("recon:{date}:{short}:break:{i}"),
+            seq: 0,
+            merchant_id: None,
+            occurred_at: recorded_at.to_string(),
+            recorded_at: recorded_at.to_string(),
+            body: EventBody::ReconciliationBreak(Box::new(ReconciliationBreak {
+                business_date: date,
+                file_sha256: m.file_sha256.clone(),
+                index: i as u64,
+                finding: f.clone(),
+            })),
+        })
+        .collect();
+    events.push(Event {
+        event_id: format!("recon:{date}:{short}:run"),
+        seq: 0,
+        merchant_id: None,
+        occurred_at: recorded_at.to_string(),
+        recorded_at: recorded_at.to_string(),
+        body: EventBody::ReconciliationRun(Box::new(ReconciliationRun {
+            business_date: date,
+            file: file.to_string(),
+            file_sha256: m.file_sha256.clone(),
+            layout: layout.as_str().to_string(),
+            lines: m.lines,
+            bad_lines: m.bad_lines,
+            counts: m.outcome.counts.clone(),
+            breaks: m.outcome.breaks.len() as u64,
+            held: m.outcome.held.clone(),
+        })),
+    });
+    clearing_producer::record_events(log, wm, events)?;
+    Ok(Report {
+        business_date: date,
+        file: file.to_string(),
+        file_sha256: m.file_sha256,
+        layout: layout.as_str().to_string(),
+        lines: m.lines,
+        bad_lines: m.bad_lines,
+        bad: m.bad,
+        counts: m.outcome.counts,
+        breaks: m.outcome.breaks,
+        held: m.outcome.held,
+        carried_in,
+        already_recorded: false,
+    })
+}

@@ -403,18 +403,19 @@ fn parse_fixed(line: u64, text: &str, year: i32) -> Parsed {
     };
     let go = || -> Result<ChannelLine, Parsed> {
         let (name, code) = field(0);
-        let kind =
-            match code {
-                FIXED_CODE_SALE => ReconType::Sale,
-                FIXED_CODE_REFUND => ReconType::Refund,
-                other => return Err(bad(
+        let kind = match code {
+            FIXED_CODE_SALE => ReconType::Sale,
+            FIXED_CODE_REFUND => ReconType::Refund,
+            other => {
+                return Err(bad(
                     line,
                     name,
                     format!(
                         "{other:?} is not {FIXED_CODE_SALE} (sale) or {FIXED_CODE_REFUND} (refund)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let (name, time) = field(2);
         let valid_time = time.bytes().all(|b| b.is_ascii_digit())
             && chrono::NaiveDateTime::parse_from_str(&format!("{year}{time}"), "%Y%m%d%H%M%S")

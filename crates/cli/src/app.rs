@@ -767,13 +767,35 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
     let mut wm = open_write_model(&dcfg)?;
     let (fees, registry) = load_reference(&log, &mut wm, &input)?;
     let summary = ingest_path(&log, &mut wm, &txn_path.display().to_string())?;
-    drop(wm);
     let mut p = open_projector(&dcfg)?;
     let projected = project_all(&dcfg, &log, &mut p)?;
     p.flush()?;
     let s = settlement(&p, args.date)?;
     let r = risk_of(&p, &s)?;
+    // The channel's clearing file for the day, with breaks injected.
+    let cutoff = wm
+        .reference
+        .fees
+        .as_ref()
+        .context("no fee schedule")?
+        .schedule
+        .cutoff;
+    let ledger = clearing_recon::ledger_side(&p.txns_on(args.date)?, cutoff);
+    let channel_path = input.join(format!("channel-{}.csv", args.date));
+    let (channel_lines, injected) =
+        crate::gen::write_channel_file(&ledger, args.date, args.seed, true, &channel_path)
+            .with_context(|| format!("writing {}", channel_path.display()))?;
+    drop((p, wm, log));
+    let recon = recon_file(
+        &dcfg,
+        &channel_path,
+        args.date,
+        clearing_recon::Layout::Csv,
+        false,
+    )?;
+    let p = open_projector(&dcfg)?;
     let digest = p.digest()?;
+    drop(p);
     let elapsed_ms = started.elapsed().as_millis();
     match args.format {
         Format::Json => {
@@ -788,6 +810,8 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
                 "digest": digest,
                 "settlement": s,
                 "risk": r,
+                "channel_file": {"lines": channel_lines, "injected": injected},
+                "recon": report::recon_json(&recon),
             });
             writeln!(out, "{v}")?;
         }
@@ -817,6 +841,20 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
             report::settlement(&s, args.format, out)?;
             writeln!(out)?;
             report::risk(&r, args.format, out)?;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "channel file {} ({channel_lines} lines): injected {} dropped, {} amount, {} fee, {} duplicated, {} unknown, {} cancelled reported; {} near-cutoff left for tomorrow",
+                channel_path.display(),
+                injected.dropped,
+                injected.amount_changed,
+                injected.fee_changed,
+                injected.duplicated,
+                injected.unknown_added,
+                injected.cancelled_reported,
+                injected.near_cutoff_left_out
+            )?;
+            report::recon(&recon, args.format, out)?;
             if dir_given {
                 writeln!(
                     out,

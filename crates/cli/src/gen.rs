@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use clearing_core::Fen;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -476,4 +477,98 @@ fn write_fault<W: Write>(
             .replace(".", ".0"), // invalid_amount (3 decimals) or bad time
     };
     w.line(&fault)
+}
+
+/// What a generated channel file holds besides faithful lines.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct ChannelFaults {
+    pub dropped: u64,
+    pub amount_changed: u64,
+    pub fee_changed: u64,
+    pub duplicated: u64,
+    pub unknown_added: u64,
+    pub cancelled_reported: u64,
+    pub near_cutoff_left_out: u64,
+}
+
+/// Writes the channel's clearing file (SPEC §8 CSV) for `date` from the
+/// ledger's own side of that date, as a channel that mostly agrees would
+/// send it: near-cutoff items are left for the next file, and when `faults`
+/// is set, about one line in 200 of each kind of break is injected.
+pub fn write_channel_file(
+    ledger: &[clearing_core::recon::LedgerItem],
+    date: chrono::NaiveDate,
+    seed: u64,
+    faults: bool,
+    path: &std::path::Path,
+) -> std::io::Result<(u64, ChannelFaults)> {
+    use clearing_core::recon::LedgerStatus;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x636c_6561_72);
+    let mut f = ChannelFaults::default();
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(path)?,
+    ));
+    let mut lines = 0u64;
+    w.write_record(clearing_recon::reader::CSV_HEADER)?;
+    let mut put = |w: &mut csv::Writer<_>,
+                   i: &clearing_core::recon::LedgerItem,
+                   amount: Fen,
+                   fee: Fen|
+     -> std::io::Result<()> {
+        lines += 1;
+        w.write_record([
+            date.to_string().as_str(),
+            &format!("{date}T12:00:00+08:00"),
+            &i.merchant_id,
+            &i.key.terminal_id,
+            &i.key.rrn,
+            "000000",
+            "",
+            i.key.txn_type.as_str(),
+            &amount.to_string(),
+            &fee.to_string(),
+        ])?;
+        Ok(())
+    };
+    for i in ledger {
+        let roll = if faults { rng.gen_range(0..200) } else { 199 };
+        if i.status != LedgerStatus::Approved {
+            if roll == 0 {
+                f.cancelled_reported += 1;
+                put(&mut w, i, i.amount, i.fee)?;
+            }
+            continue;
+        }
+        if i.near_cutoff {
+            f.near_cutoff_left_out += 1;
+            continue;
+        }
+        match roll {
+            0 => f.dropped += 1,
+            1 => {
+                f.amount_changed += 1;
+                put(&mut w, i, Fen(i.amount.0 + 1), i.fee)?;
+            }
+            2 => {
+                f.fee_changed += 1;
+                put(&mut w, i, i.amount, Fen(i.fee.0 + 1))?;
+            }
+            3 => {
+                f.duplicated += 1;
+                put(&mut w, i, i.amount, i.fee)?;
+                put(&mut w, i, i.amount, i.fee)?;
+            }
+            4 => {
+                f.unknown_added += 1;
+                put(&mut w, i, i.amount, i.fee)?;
+                let mut ghost = i.clone();
+                ghost.key.rrn = format!("9{}", &i.key.rrn[1.min(i.key.rrn.len())..]);
+                put(&mut w, &ghost, i.amount, i.fee)?;
+            }
+            _ => put(&mut w, i, i.amount, i.fee)?,
+        }
+    }
+    w.flush()?;
+    Ok((lines, f))
 }

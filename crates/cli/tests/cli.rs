@@ -626,3 +626,157 @@ fn demo_refuses_a_data_dir_that_already_holds_a_ledger() {
     let e = fails(clearing(dir.path(), &["demo"]));
     assert!(e.contains("already holds a ledger"), "{e}");
 }
+
+fn channel_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+const CHANNEL_HEADER: &str =
+    "business_date,occurred_at,merchant_id,terminal_id,rrn,stan,card,txn_type,amount,fee\n";
+
+#[test]
+fn recon_prints_the_spec_json_and_exits_zero_with_breaks() {
+    let dir = loaded();
+    let _ = ok(clearing(
+        dir.path(),
+        &[
+            "ingest",
+            &fixture("transactions.jsonl").display().to_string(),
+        ],
+    ));
+    // P20261120000008: 5000.00 at the exempt hospital, fee 0.00; one
+    // line the ledger never saw
+    let f = channel_file(
+        dir.path(),
+        "ch.csv",
+        &format!("{CHANNEL_HEADER}2026-11-20,2026-11-20T10:00:00+08:00,822584053110003,10000004,432100000010,1,,sale,5000.00,0.00\n2026-11-20,2026-11-20T10:00:00+08:00,822584053110003,10000004,432100009999,1,,sale,1.00,0.00\n"),
+    );
+    let v = json(
+        dir.path(),
+        &[
+            "recon",
+            "--file",
+            &f,
+            "--date",
+            "2026-11-20",
+            "--format",
+            "json",
+        ],
+    );
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["breaks", "business_date", "counts", "held"]);
+    assert_eq!(v["counts"].as_object().unwrap().len(), 8);
+    assert_eq!(v["counts"]["matched"], 1);
+    assert_eq!(v["counts"]["missing_in_ledger"], 1);
+    assert_eq!(
+        v["breaks"][0],
+        serde_json::json!({"category":"missing_in_ledger","terminal_id":"10000004","rrn":"432100009999","txn_type":"sale"})
+    );
+    // and again: the same result, nothing recorded twice
+    let digest = json(dir.path(), &["digest", "--format", "json"]);
+    let again = json(
+        dir.path(),
+        &[
+            "recon",
+            "--file",
+            &f,
+            "--date",
+            "2026-11-20",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(again, v);
+    assert_eq!(json(dir.path(), &["digest", "--format", "json"]), digest);
+    // csv: the breaks for a spreadsheet
+    let csv = ok(clearing(
+        dir.path(),
+        &[
+            "recon",
+            "--file",
+            &f,
+            "--date",
+            "2026-11-20",
+            "--format",
+            "csv",
+        ],
+    ));
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len() - 1, v["breaks"].as_array().unwrap().len(), "{csv}");
+    assert!(
+        rows[1]
+            .starts_with("2026-11-20,missing_in_ledger,822584053110003,10000004,432100009999,sale"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn recon_refuses_a_missing_file_a_wrong_header_and_a_file_of_another_date() {
+    let dir = loaded();
+    let e = fails(clearing(
+        dir.path(),
+        &[
+            "recon",
+            "--file",
+            "/nonexistent/ch.csv",
+            "--date",
+            "2026-11-20",
+        ],
+    ));
+    assert!(e.contains("/nonexistent/ch.csv"), "{e}");
+    let f = channel_file(dir.path(), "bad-header.csv", "date,rrn\n2026-11-20,1\n");
+    let e = fails(clearing(
+        dir.path(),
+        &["recon", "--file", &f, "--date", "2026-11-20"],
+    ));
+    assert!(e.contains("wrong header"), "{e}");
+    let f = channel_file(
+        dir.path(),
+        "other-day.csv",
+        &format!("{CHANNEL_HEADER}2026-11-19,2026-11-19T10:00:00+08:00,822584053110003,10000004,432100000010,1,,sale,5000.00,0.00\n"),
+    );
+    let e = fails(clearing(
+        dir.path(),
+        &["recon", "--file", &f, "--date", "2026-11-20"],
+    ));
+    assert!(
+        e.contains("2026-11-19") && e.contains("--date 2026-11-20"),
+        "{e}"
+    );
+    let e = fails(clearing(
+        dir.path(),
+        &["recon", "--file", &f, "--date", "20-11-2026"],
+    ));
+    assert!(e.contains("20-11-2026"), "{e}");
+}
+
+#[test]
+fn the_demo_finds_exactly_the_breaks_its_channel_file_injected() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json(dir.path(), &["demo", "--txns", "3000", "--format", "json"]);
+    let injected = &v["channel_file"]["injected"];
+    let counts = &v["recon"]["counts"];
+    let n = |v: &Value| v.as_u64().unwrap();
+    assert_eq!(n(&counts["missing_in_channel"]), n(&injected["dropped"]));
+    assert_eq!(
+        n(&counts["amount_mismatch"]),
+        n(&injected["amount_changed"])
+    );
+    assert_eq!(n(&counts["fee_mismatch"]), n(&injected["fee_changed"]));
+    assert_eq!(
+        n(&counts["duplicate_in_channel"]),
+        n(&injected["duplicated"])
+    );
+    assert_eq!(
+        n(&counts["missing_in_ledger"]),
+        n(&injected["unknown_added"])
+    );
+    assert_eq!(
+        n(&counts["status_mismatch"]),
+        n(&injected["cancelled_reported"])
+    );
+    assert_eq!(n(&counts["held"]), n(&injected["near_cutoff_left_out"]));
+    assert!(n(&counts["matched"]) > 2000);
+}

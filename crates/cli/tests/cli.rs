@@ -704,7 +704,11 @@ fn recon_prints_the_spec_json_and_exits_zero_with_breaks() {
         ],
     ));
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows.len() - 1, v["breaks"].as_array().unwrap().len(), "{csv}");
+    assert_eq!(
+        rows.len() - 1,
+        v["breaks"].as_array().unwrap().len(),
+        "{csv}"
+    );
     assert!(
         rows[1]
             .starts_with("2026-11-20,missing_in_ledger,822584053110003,10000004,432100009999,sale"),

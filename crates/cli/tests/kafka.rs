@@ -531,3 +531,62 @@ fn the_kafka_benchmark_prints_the_raw_consume_baseline_of_the_same_run() {
     let ratio = fig["kafka_ratio_to_raw_consume"].as_f64().unwrap();
     assert!((ratio - project / raw).abs() < 0.001, "{fig}");
 }
+
+#[test]
+fn reconciliation_over_consecutive_dates_is_the_same_on_kafka_and_on_the_embedded_log() {
+    let embedded = Ledger::embedded();
+    let kafka = Ledger::kafka(&prefix("recon"));
+    embedded.load_day();
+    kafka.load_day();
+    // Day 1's file injects every kind of break (see tests/fixtures/day1/README.md).
+    let day1 = fixture("channel-2026-11-20.csv");
+    // Day 2's file: the item day 1 held (rrn 432100000011, 22:59:59), late,
+    // carrying day 2's date; day 2's own sale (23:00:00 on the 20th) is absent.
+    let day2_path = embedded.dir.path().join("channel-2026-11-21.csv");
+    std::fs::write(
+        &day2_path,
+        "business_date,occurred_at,merchant_id,terminal_id,rrn,stan,card,txn_type,amount,fee\n\
+         2026-11-21,2026-11-20T22:59:59+08:00,822584053110004,10000005,432100000011,000011,,sale,300.00,1.80\n",
+    )
+    .unwrap();
+    let day2 = day2_path.display().to_string();
+    let run = |l: &Ledger, f: &str, d: &str| {
+        l.json(&["recon", "--file", f, "--date", d, "--format", "json"])
+    };
+    let e1 = run(&embedded, &day1, "2026-11-20");
+    let k1 = run(&kafka, &day1, "2026-11-20");
+    assert_eq!(k1, e1);
+    let counts: Vec<(String, u64)> = e1["counts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect();
+    let want = [
+        ("amount_mismatch", 1),
+        ("duplicate_in_channel", 1),
+        ("fee_mismatch", 1),
+        ("held", 1),
+        ("matched", 2),
+        ("missing_in_channel", 5),
+        ("missing_in_ledger", 1),
+        ("status_mismatch", 1),
+    ];
+    assert_eq!(
+        counts,
+        want.iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(e1["held"][0]["rrn"], "432100000011");
+
+    let e2 = run(&embedded, &day2, "2026-11-21");
+    let k2 = run(&kafka, &day2, "2026-11-21");
+    assert_eq!(k2, e2);
+    assert_eq!(e2["counts"]["matched"], 1, "{e2}");
+    assert_eq!(e2["counts"]["held"], 0, "{e2}");
+    // a rerun on Kafka records nothing new
+    let before = kafka.json(&["digest", "--format", "json"]);
+    assert_eq!(run(&kafka, &day1, "2026-11-20"), e1);
+    assert_eq!(kafka.json(&["digest", "--format", "json"]), before);
+}

@@ -62,6 +62,16 @@ struct Figures {
     project_txn_per_s: f64,
     decode_only_txn_per_s: f64,
     projector_ratio_to_decode: f64,
+    /// Lines of the day's channel file (SPEC §8 CSV, breaks injected).
+    recon_lines: u64,
+    /// Reading and validating the file, nothing else.
+    parse_only_lines_per_s: f64,
+    /// The whole run: ledger side, matching, recording the result.
+    recon_lines_per_s: f64,
+    recon_ratio_to_parse: f64,
+    /// Of the recon's time: loading the date's ledger side from sled.
+    recon_ledger_side_s: f64,
+    recon_s: f64,
     /// Kafka only: a bare rdkafka consumer reading the same topic, start to
     /// end, in the same run.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -213,6 +223,9 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
     }
     let decode_only_s = t.elapsed().as_secs_f64();
 
+    eprintln!("bench: reconciliation of the day's channel file");
+    let recon = bench_recon(&log, &dir_a, &input, params.business_date, args.seed)?;
+
     let raw = log.raw_consume()?;
     if let Some((messages, _)) = raw {
         anyhow::ensure!(
@@ -283,6 +296,15 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
         project_txn_per_s: project_rate,
         decode_only_txn_per_s: decode_rate,
         projector_ratio_to_decode: ratio(project_rate, decode_rate),
+        recon_lines: recon.lines,
+        recon_ledger_side_s: recon.ledger_side_s,
+        recon_s: recon.recon_s,
+        parse_only_lines_per_s: rate(recon.lines, recon.parse_s),
+        recon_lines_per_s: rate(recon.lines, recon.recon_s),
+        recon_ratio_to_parse: ratio(
+            rate(recon.lines, recon.recon_s),
+            rate(recon.lines, recon.parse_s),
+        ),
         raw_consume_msg_per_s: raw_rate,
         kafka_ratio_to_raw_consume: raw_rate.map(|r| ratio(project_rate, r)),
     };
@@ -328,6 +350,11 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
                 "  projector / decode-only = {:.3}",
                 fig.projector_ratio_to_decode
             )?;
+            writeln!(
+                out,
+                "  recon         {:>10.0} lines/s ({} lines; parse only {:.0} lines/s; ratio {:.3})",
+                fig.recon_lines_per_s, fig.recon_lines, fig.parse_only_lines_per_s, fig.recon_ratio_to_parse
+            )?;
             if let (Some(raw), Some(r)) =
                 (fig.raw_consume_msg_per_s, fig.kafka_ratio_to_raw_consume)
             {
@@ -340,4 +367,80 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
         }
     }
     Ok(())
+}
+
+struct ReconFigures {
+    /// Reading the date's ledger side from the projection, alone.
+    ledger_side_s: f64,
+    lines: u64,
+    parse_s: f64,
+    recon_s: f64,
+}
+
+/// Writes the day's channel file from the ledger (breaks injected), then
+/// times a parse-only pass over it and a whole reconciliation run.
+fn bench_recon<L: EventLog>(
+    log: &L,
+    dir: &Path,
+    input: &Path,
+    date: chrono::NaiveDate,
+    seed: u64,
+) -> Result<ReconFigures> {
+    let mut wm = WriteModel::open(dir)?;
+    wm.catch_up(log).context("catching up the write model")?;
+    let cutoff = wm
+        .reference
+        .fees
+        .as_ref()
+        .context("no fee schedule")?
+        .schedule
+        .cutoff;
+    let mut p = Projector::open(dir)?;
+    p.catch_up(log, |_| {}).context("projecting")?;
+    let t = Instant::now();
+    let ledger = clearing_recon::ledger_side(&p.txns_on(date)?, cutoff);
+    let ledger_side_s = t.elapsed().as_secs_f64();
+    let path = input.join(format!("channel-{date}.csv"));
+    let (lines, _) = crate::gen::write_channel_file(&ledger, date, seed, true, &path)?;
+    drop(ledger);
+
+    let t = Instant::now();
+    let mut reader = clearing_recon::reader::ChannelReader::new(
+        "channel",
+        std::fs::File::open(&path)?,
+        clearing_recon::Layout::Csv,
+        date,
+    )?;
+    let mut parsed = 0u64;
+    while let Some(l) = reader.next_line()? {
+        if let clearing_recon::reader::Parsed::Line(_) = l {
+            parsed += 1;
+        }
+    }
+    let parse_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(parsed == lines, "parsed {parsed} of {lines} lines");
+
+    let t = Instant::now();
+    let report = clearing_recon::reconcile(
+        log,
+        &mut wm,
+        &p,
+        "channel",
+        std::fs::File::open(&path)?,
+        clearing_recon::Layout::Csv,
+        date,
+        &crate::app::now(),
+    )?;
+    let recon_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        report.lines == lines && report.bad_lines == 0,
+        "recon read {} lines",
+        report.lines
+    );
+    Ok(ReconFigures {
+        lines,
+        parse_s,
+        recon_s,
+        ledger_side_s,
+    })
 }

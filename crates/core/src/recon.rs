@@ -228,8 +228,13 @@ struct Candidate {
 pub struct Matcher {
     date: NaiveDate,
     candidates: Vec<Candidate>,
-    by_key: HashMap<MatchKey, Vec<usize>>,
-    seen: HashSet<MatchKey>,
+    /// Ledger records per key, and whether the file named the key yet.
+    by_key: HashMap<MatchKey, (Vec<usize>, bool)>,
+    /// Keys the file named that the ledger does not hold.
+    unknown_seen: HashSet<MatchKey>,
+    /// Keep the non-break findings too (audits and tests); a production run
+    /// needs only their counts.
+    audit: bool,
     out: Outcome,
 }
 
@@ -269,20 +274,28 @@ impl Matcher {
                 paired: false,
             });
         }
-        let mut by_key: HashMap<MatchKey, Vec<usize>> = HashMap::with_capacity(candidates.len());
+        let mut by_key: HashMap<MatchKey, (Vec<usize>, bool)> =
+            HashMap::with_capacity(candidates.len());
         for (i, c) in candidates.iter().enumerate() {
-            by_key.entry(c.item.key.clone()).or_default().push(i);
+            by_key.entry(c.item.key.clone()).or_default().0.push(i);
         }
         Matcher {
             date,
             candidates,
             by_key,
-            seen: HashSet::new(),
+            unknown_seen: HashSet::new(),
+            audit: false,
             out: Outcome {
                 counts: zero_counts(),
                 ..Outcome::default()
             },
         }
+    }
+
+    /// Also keep the findings that are not breaks, in `Outcome::settled`.
+    pub fn with_audit(mut self) -> Matcher {
+        self.audit = true;
+        self
     }
 
     pub fn date(&self) -> NaiveDate {
@@ -293,15 +306,15 @@ impl Matcher {
         *self.out.counts.entry(f.category).or_insert(0) += 1;
         if f.category.is_break() {
             self.out.breaks.push(f);
-        } else {
+        } else if self.audit {
             self.out.settled.push(f);
         }
     }
 
     /// Classifies one channel line (SPEC §11's order).
     pub fn line(&mut self, l: &ChannelLine) {
-        let mut f = Finding {
-            category: Category::Matched,
+        let channel_only = |category| Finding {
+            category,
             key: l.key.clone(),
             merchant_id: Some(l.merchant_id.clone()),
             txn_id: None,
@@ -312,31 +325,37 @@ impl Matcher {
             ledger_fee: None,
             ledger_status: None,
         };
-        if !self.seen.insert(l.key.clone()) {
-            f.category = Category::DuplicateInChannel;
-            return self.record(f);
-        }
-        // The ledger record this line pairs with: an expected one not yet
-        // paired first, else any record with the key.
-        let pick = self.by_key.get(&l.key).and_then(|ids| {
-            ids.iter()
-                .copied()
-                .find(|i| !self.candidates[*i].paired && expected(&self.candidates[*i]))
-                .or_else(|| ids.iter().copied().find(|i| !self.candidates[*i].paired))
-                .or_else(|| ids.first().copied())
+        // None: the ledger holds no such key; Some(None): a repeated key;
+        // Some(Some(i)): the ledger record this line pairs with — an
+        // expected one not yet paired first, else any record with the key.
+        let pick = self.by_key.get_mut(&l.key).map(|(ids, seen)| {
+            if std::mem::replace(seen, true) {
+                return None;
+            }
+            let candidates = &self.candidates;
+            Some(
+                ids.iter()
+                    .copied()
+                    .find(|i| !candidates[*i].paired && expected(&candidates[*i]))
+                    .or_else(|| ids.iter().copied().find(|i| !candidates[*i].paired))
+                    .unwrap_or(ids[0]),
+            )
         });
-        let Some(i) = pick else {
-            f.category = Category::MissingInLedger;
-            return self.record(f);
+        let i = match pick {
+            None => {
+                let category = if self.unknown_seen.insert(l.key.clone()) {
+                    Category::MissingInLedger
+                } else {
+                    Category::DuplicateInChannel
+                };
+                return self.record(channel_only(category));
+            }
+            Some(None) => return self.record(channel_only(Category::DuplicateInChannel)),
+            Some(Some(i)) => i,
         };
         let c = &mut self.candidates[i];
         c.paired = true;
-        f.txn_id = Some(c.item.txn_id.clone());
-        f.merchant_id = Some(c.item.merchant_id.clone());
-        f.ledger_amount = Some(c.item.amount);
-        f.ledger_fee = Some(c.item.fee);
-        f.ledger_status = Some(c.item.status);
-        f.category = if c.item.status != LedgerStatus::Approved {
+        let category = if c.item.status != LedgerStatus::Approved {
             Category::StatusMismatch
         } else if c.item.amount != l.amount {
             Category::AmountMismatch
@@ -344,6 +363,22 @@ impl Matcher {
             Category::FeeMismatch
         } else {
             Category::Matched
+        };
+        if !category.is_break() && !self.audit {
+            *self.out.counts.entry(category).or_insert(0) += 1;
+            return;
+        }
+        let f = Finding {
+            category,
+            key: l.key.clone(),
+            merchant_id: Some(c.item.merchant_id.clone()),
+            txn_id: Some(c.item.txn_id.clone()),
+            line: Some(l.line),
+            channel_amount: Some(l.amount),
+            channel_fee: Some(l.fee),
+            ledger_amount: Some(c.item.amount),
+            ledger_fee: Some(c.item.fee),
+            ledger_status: Some(c.item.status),
         };
         self.record(f)
     }

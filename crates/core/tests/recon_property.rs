@@ -114,7 +114,7 @@ fn every_record_of_both_sides_lands_in_exactly_one_category() {
                         .map(|(h, _)| h.txn_id.clone()),
                 )
                 .collect();
-            let mut m = Matcher::new(date, items, held_in);
+            let mut m = Matcher::new(date, items, held_in).with_audit();
             for l in &channel {
                 m.line(l);
             }

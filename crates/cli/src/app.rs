@@ -780,7 +780,7 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
         .context("no fee schedule")?
         .schedule
         .cutoff;
-    let ledger = clearing_recon::ledger_side(&p.txns_on(args.date)?, cutoff);
+    let ledger = clearing_recon::ledger_side(p.recon_entries(args.date)?, cutoff);
     let channel_path = input.join(format!("channel-{}.csv", args.date));
     let (channel_lines, injected) =
         crate::gen::write_channel_file(&ledger, args.date, args.seed, true, &channel_path)

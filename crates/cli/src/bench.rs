@@ -398,7 +398,8 @@ fn bench_recon<L: EventLog>(
     let mut p = Projector::open(dir)?;
     p.catch_up(log, |_| {}).context("projecting")?;
     let t = Instant::now();
-    let ledger = clearing_recon::ledger_side(&p.txns_on(date)?, cutoff);
+    let entries = p.recon_entries(date)?;
+    let ledger = clearing_recon::ledger_side(entries, cutoff);
     let ledger_side_s = t.elapsed().as_secs_f64();
     let path = input.join(format!("channel-{date}.csv"));
     let (lines, _) = crate::gen::write_channel_file(&ledger, date, seed, true, &path)?;

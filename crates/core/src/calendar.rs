@@ -29,10 +29,19 @@ pub fn business_date(occurred_at: DateTime<FixedOffset>, cutoff: NaiveTime) -> N
 /// When a transaction counts as "in the last 10 minutes before cutoff" of its
 /// business date (used by reconciliation's held pool).
 pub fn is_near_cutoff(occurred_at: DateTime<FixedOffset>, cutoff: NaiveTime) -> bool {
-    let t = occurred_at
+    is_near_cutoff_local(local_time(occurred_at), cutoff)
+}
+
+/// The local (UTC+08:00) time of day of a moment.
+pub fn local_time(occurred_at: DateTime<FixedOffset>) -> NaiveTime {
+    occurred_at
         .with_timezone(&china_offset())
         .naive_local()
-        .time();
+        .time()
+}
+
+/// `is_near_cutoff` for a local time of day.
+pub fn is_near_cutoff_local(t: NaiveTime, cutoff: NaiveTime) -> bool {
     let start = cutoff - chrono::Duration::minutes(10);
     if start <= cutoff {
         t >= start && t < cutoff

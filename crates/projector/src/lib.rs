@@ -79,6 +79,24 @@ pub struct TxnEntry {
     pub original_txn_id: Option<String>,
 }
 
+/// What reconciliation needs of one accepted record, kept per business
+/// date in its own compact index (postcard, not JSON): a run loads a whole
+/// date's worth, up to millions, before reading the channel's file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconEntry {
+    pub txn_id: String,
+    pub merchant_id: String,
+    pub terminal_id: String,
+    pub rrn: String,
+    pub txn_type: TxnType,
+    pub result: TxnResult,
+    pub original_txn_id: Option<String>,
+    pub amount_fen: i64,
+    pub fee_fen: i64,
+    /// Local (UTC+08:00) time of day it occurred, in seconds.
+    pub local_seconds: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct RowValue {
     key: RowKey,
@@ -359,16 +377,43 @@ impl Projector {
         serde_json::from_slice(&plain).map_err(|e| self.corrupt(format!("{what}: {e}")))
     }
 
-    fn segments<T: serde::de::DeserializeOwned>(
+    /// Every segment under `prefix`, in key (log) order, decoded in
+    /// parallel: a date's index can hold a million records.
+    fn segments<T: serde::de::DeserializeOwned + Send>(
         &self,
         prefix: &str,
     ) -> Result<Vec<T>, ProjectorError> {
-        let mut out = Vec::new();
-        for kv in self.tree.scan_prefix(prefix.as_bytes()) {
-            let (_, v) = kv.map_err(|e| self.storage(e))?;
-            out.extend(self.segment::<T>(prefix, &v)?);
-        }
-        Ok(out)
+        use rayon::prelude::*;
+        let raw = self
+            .tree
+            .scan_prefix(prefix.as_bytes())
+            .values()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.storage(e))?;
+        let decoded = raw
+            .par_iter()
+            .map(|v| self.segment::<T>(prefix, v))
+            .collect::<Result<Vec<Vec<T>>, _>>()?;
+        Ok(decoded.into_iter().flatten().collect())
+    }
+
+    fn recon_segment(&self, v: &[u8]) -> Result<Vec<ReconEntry>, ProjectorError> {
+        let plain =
+            lz4_flex::decompress_size_prepended(v).map_err(|e| self.corrupt(format!("rk: {e}")))?;
+        postcard::from_bytes(&plain).map_err(|e| self.corrupt(format!("rk: {e}")))
+    }
+
+    /// What reconciliation needs of every accepted record of a business
+    /// date, in log order, segment by segment (decoded in parallel).
+    pub fn recon_entries(&self, date: NaiveDate) -> Result<Vec<Vec<ReconEntry>>, ProjectorError> {
+        use rayon::prelude::*;
+        let raw = self
+            .tree
+            .scan_prefix(format!("rk/{date}/").as_bytes())
+            .values()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.storage(e))?;
+        raw.par_iter().map(|v| self.recon_segment(v)).collect()
     }
 
     /// Flagged records of one business date, in log order.
@@ -454,6 +499,16 @@ impl Projector {
                         );
                     }
                 }
+                None if k.starts_with(b"rk/") => {
+                    // `rk/DATE/` is 3 + 11 bytes.
+                    let date_part = &k[..14];
+                    for item in self.recon_segment(&v)? {
+                        put(
+                            date_part,
+                            &postcard::to_stdvec(&item).expect("recon entries serialise"),
+                        );
+                    }
+                }
                 None => put(&k, &v),
             }
         }
@@ -466,6 +521,7 @@ impl Projector {
 struct Pending {
     rows: HashMap<Vec<u8>, RowValue>,
     txns: BTreeMap<NaiveDate, Vec<TxnEntry>>,
+    recon: BTreeMap<NaiveDate, Vec<ReconEntry>>,
     risk: BTreeMap<NaiveDate, Vec<FlaggedTxn>>,
     batch: sled::Batch,
     redelivered: u64,
@@ -494,6 +550,27 @@ impl Pending {
                 business_date: t.business_date,
                 payout_date: t.settlement.as_ref().map(|r| r.payout_date),
                 original_txn_id: t.original_txn_id.clone(),
+            });
+        let local_seconds = clearing_core::calendar::parse_timestamp(&event.occurred_at)
+            .map(|at| {
+                use chrono::Timelike;
+                clearing_core::calendar::local_time(at).num_seconds_from_midnight()
+            })
+            .unwrap_or(0);
+        self.recon
+            .entry(t.business_date)
+            .or_default()
+            .push(ReconEntry {
+                txn_id: t.txn_id.clone(),
+                merchant_id: t.merchant_id.clone(),
+                terminal_id: t.terminal_id.clone(),
+                rrn: t.rrn.clone(),
+                txn_type: t.txn_type,
+                result: t.result,
+                original_txn_id: t.original_txn_id.clone(),
+                amount_fen: t.amount.0,
+                fee_fen: t.fee.0,
+                local_seconds,
             });
         if !t.flags.is_empty() {
             self.risk
@@ -664,6 +741,13 @@ impl Handler for Projector {
         }
         put_segments(&mut pending.batch, "txn", first, &pending.txns);
         put_segments(&mut pending.batch, "risk", first, &pending.risk);
+        for (date, entries) in &pending.recon {
+            let bytes = postcard::to_stdvec(entries).expect("recon entries serialise");
+            pending.batch.insert(
+                segment_key("rk", *date, first),
+                lz4_flex::compress_prepend_size(&bytes),
+            );
+        }
         if pending.high_water_changed {
             pending.batch.insert(
                 HW,

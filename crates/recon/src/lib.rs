@@ -13,15 +13,15 @@ pub mod reader;
 use std::io::Read;
 
 use chrono::{Days, NaiveDate, NaiveTime};
-use clearing_core::calendar::{is_near_cutoff, parse_timestamp};
+use clearing_core::calendar::is_near_cutoff_local;
 use clearing_core::recon::{
     Counts, Finding, HeldItem, LedgerItem, LedgerStatus, MatchKey, Matcher, ReconType,
     ReconciliationBreak, ReconciliationRun,
 };
-use clearing_core::{Event, EventBody, TxnResult, TxnType};
+use clearing_core::{Event, EventBody, Fen, TxnResult, TxnType};
 use clearing_log::EventLog;
 use clearing_producer::WriteModel;
-use clearing_projector::{Projector, TxnEntry};
+use clearing_projector::{Projector, ReconEntry};
 use sha2::{Digest, Sha256};
 
 pub use reader::{BadLine, FileError, Layout};
@@ -72,9 +72,9 @@ pub struct Report {
 }
 
 /// How the ledger holds each sale and refund of a date's index.
-pub fn ledger_side(entries: &[TxnEntry], cutoff: NaiveTime) -> Vec<LedgerItem> {
-    let mut cancelled: std::collections::HashMap<&str, LedgerStatus> = Default::default();
-    for e in entries {
+pub fn ledger_side(segments: Vec<Vec<ReconEntry>>, cutoff: NaiveTime) -> Vec<LedgerItem> {
+    let mut cancelled: std::collections::HashMap<String, LedgerStatus> = Default::default();
+    for e in segments.iter().flatten() {
         if e.result == TxnResult::Approved {
             let status = match e.txn_type {
                 TxnType::Void => LedgerStatus::Voided,
@@ -82,40 +82,39 @@ pub fn ledger_side(entries: &[TxnEntry], cutoff: NaiveTime) -> Vec<LedgerItem> {
                 _ => continue,
             };
             if let Some(o) = &e.original_txn_id {
-                cancelled.insert(o.as_str(), status);
+                cancelled.insert(o.clone(), status);
             }
         }
     }
-    entries
-        .iter()
-        .filter_map(|e| {
-            let txn_type = match e.txn_type {
-                TxnType::Sale => ReconType::Sale,
-                TxnType::Refund => ReconType::Refund,
-                _ => return None,
-            };
-            let status = match (e.result, cancelled.get(e.txn_id.as_str())) {
-                (TxnResult::Declined, _) => LedgerStatus::Declined,
-                (TxnResult::Approved, Some(s)) => *s,
-                (TxnResult::Approved, None) => LedgerStatus::Approved,
-            };
-            let near_cutoff =
-                parse_timestamp(&e.occurred_at).is_some_and(|t| is_near_cutoff(t, cutoff));
-            Some(LedgerItem {
-                txn_id: e.txn_id.clone(),
-                merchant_id: e.merchant_id.clone(),
-                key: MatchKey {
-                    terminal_id: e.terminal_id.clone(),
-                    rrn: e.rrn.clone(),
-                    txn_type,
-                },
-                amount: e.amount,
-                fee: e.fee,
-                status,
-                near_cutoff,
-            })
+    let mut out = Vec::with_capacity(segments.iter().map(Vec::len).sum());
+    out.extend(segments.into_iter().flatten().filter_map(|e| {
+        let txn_type = match e.txn_type {
+            TxnType::Sale => ReconType::Sale,
+            TxnType::Refund => ReconType::Refund,
+            _ => return None,
+        };
+        let status = match (e.result, cancelled.get(e.txn_id.as_str())) {
+            (TxnResult::Declined, _) => LedgerStatus::Declined,
+            (TxnResult::Approved, Some(s)) => *s,
+            (TxnResult::Approved, None) => LedgerStatus::Approved,
+        };
+        let near_cutoff = NaiveTime::from_num_seconds_from_midnight_opt(e.local_seconds, 0)
+            .is_some_and(|t| is_near_cutoff_local(t, cutoff));
+        Some(LedgerItem {
+            txn_id: e.txn_id,
+            merchant_id: e.merchant_id,
+            key: MatchKey {
+                terminal_id: e.terminal_id,
+                rrn: e.rrn,
+                txn_type,
+            },
+            amount: Fen(e.amount_fen),
+            fee: Fen(e.fee_fen),
+            status,
+            near_cutoff,
         })
-        .collect()
+    }));
+    out
 }
 
 /// What the latest run of the previous date held, each with its status on
@@ -139,7 +138,7 @@ pub fn held_in(
             .collect());
     }
     let now: std::collections::HashMap<String, LedgerStatus> =
-        ledger_side(&projector.txns_on(previous)?, cutoff)
+        ledger_side(projector.recon_entries(previous)?, cutoff)
             .into_iter()
             .map(|i| (i.txn_id, i.status))
             .collect();
@@ -279,7 +278,7 @@ pub fn reconcile<L: EventLog + ?Sized, R: Read>(
         .ok_or(ReconError::NoSchedule)?
         .schedule
         .cutoff;
-    let ledger = ledger_side(&projector.txns_on(date)?, cutoff);
+    let ledger = ledger_side(projector.recon_entries(date)?, cutoff);
     let carried = held_in(projector, date, cutoff)?;
     let carried_in = carried.len() as u64;
     let matcher = Matcher::new(date, ledger, carried);

@@ -7,7 +7,9 @@
 //! `finish` classifies what is left on the ledger side. Every channel line
 //! and every expected ledger record ends in exactly one category.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -222,14 +224,45 @@ struct Candidate {
     /// From the previous run's held pool rather than this date.
     carried: Option<NaiveDate>,
     paired: bool,
+    /// The file named this record's key.
+    named: bool,
+    /// Next candidate whose key hashes alike (`NONE` ends the chain).
+    next: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// The candidates with `key` on the chain starting at `head`, in log order.
+fn with_key<'a>(
+    head: u32,
+    candidates: &'a [Candidate],
+    key: &'a MatchKey,
+) -> impl Iterator<Item = usize> + 'a {
+    let mut i = head;
+    std::iter::from_fn(move || {
+        while i != NONE {
+            let at = i as usize;
+            i = candidates[at].next;
+            if candidates[at].item.key == *key {
+                return Some(at);
+            }
+        }
+        None
+    })
+}
+
+fn key_hash(k: &MatchKey) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(k)
 }
 
 /// Matches one clearing file against the ledger's side of its date.
 pub struct Matcher {
     date: NaiveDate,
     candidates: Vec<Candidate>,
-    /// Ledger records per key, and whether the file named the key yet.
-    by_key: HashMap<MatchKey, (Vec<usize>, bool)>,
+    /// First candidate per key hash; the rest are chained through `next`
+    /// (no key is copied to build the index).
+    by_hash: HashMap<u64, u32>,
     /// Keys the file named that the ledger does not hold.
     unknown_seen: HashSet<MatchKey>,
     /// Keep the non-break findings too (audits and tests); a production run
@@ -257,6 +290,8 @@ impl Matcher {
                 item,
                 carried: None,
                 paired: false,
+                named: false,
+                next: NONE,
             })
             .collect();
         for (h, status) in held_in {
@@ -272,18 +307,28 @@ impl Matcher {
                 },
                 carried: Some(h.business_date),
                 paired: false,
+                named: false,
+                next: NONE,
             });
         }
-        let mut by_key: HashMap<MatchKey, (Vec<usize>, bool)> =
-            HashMap::with_capacity(candidates.len());
-        for (i, c) in candidates.iter().enumerate() {
-            by_key.entry(c.item.key.clone()).or_default().0.push(i);
+        assert!(
+            candidates.len() < NONE as usize,
+            "too many ledger records for one run"
+        );
+        let mut by_hash: HashMap<u64, u32> =
+            HashMap::with_capacity_and_hasher(candidates.len(), Default::default());
+        // Chains keep log order: build them back to front.
+        for i in (0..candidates.len()).rev() {
+            let h = key_hash(&candidates[i].item.key);
+            if let Some(head) = by_hash.insert(h, i as u32) {
+                candidates[i].next = head;
+            }
         }
         Matcher {
             date,
             candidates,
-            by_key,
-            unknown_seen: HashSet::new(),
+            by_hash,
+            unknown_seen: HashSet::default(),
             audit: false,
             out: Outcome {
                 counts: zero_counts(),
@@ -325,34 +370,29 @@ impl Matcher {
             ledger_fee: None,
             ledger_status: None,
         };
-        // None: the ledger holds no such key; Some(None): a repeated key;
-        // Some(Some(i)): the ledger record this line pairs with — an
-        // expected one not yet paired first, else any record with the key.
-        let pick = self.by_key.get_mut(&l.key).map(|(ids, seen)| {
-            if std::mem::replace(seen, true) {
-                return None;
-            }
-            let candidates = &self.candidates;
-            Some(
-                ids.iter()
-                    .copied()
-                    .find(|i| !candidates[*i].paired && expected(&candidates[*i]))
-                    .or_else(|| ids.iter().copied().find(|i| !candidates[*i].paired))
-                    .unwrap_or(ids[0]),
-            )
-        });
-        let i = match pick {
-            None => {
-                let category = if self.unknown_seen.insert(l.key.clone()) {
-                    Category::MissingInLedger
-                } else {
-                    Category::DuplicateInChannel
-                };
-                return self.record(channel_only(category));
-            }
-            Some(None) => return self.record(channel_only(Category::DuplicateInChannel)),
-            Some(Some(i)) => i,
+        // The ledger records with this key, in log order.
+        let head = self.by_hash.get(&key_hash(&l.key)).copied().unwrap_or(NONE);
+        let Some(first) = with_key(head, &self.candidates, &l.key).next() else {
+            let category = if self.unknown_seen.insert(l.key.clone()) {
+                Category::MissingInLedger
+            } else {
+                Category::DuplicateInChannel
+            };
+            return self.record(channel_only(category));
         };
+        if self.candidates[first].named {
+            return self.record(channel_only(Category::DuplicateInChannel));
+        }
+        // Pair with an expected record not yet paired first, else any.
+        let cs = &self.candidates;
+        let i = with_key(head, cs, &l.key)
+            .find(|i| !cs[*i].paired && expected(&cs[*i]))
+            .or_else(|| with_key(head, cs, &l.key).find(|i| !cs[*i].paired))
+            .unwrap_or(first);
+        let all: Vec<usize> = with_key(head, cs, &l.key).collect();
+        for j in all {
+            self.candidates[j].named = true;
+        }
         let c = &mut self.candidates[i];
         c.paired = true;
         let category = if c.item.status != LedgerStatus::Approved {

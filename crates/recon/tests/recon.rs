@@ -33,6 +33,22 @@ fn date(s: &str) -> NaiveDate {
     s.parse().unwrap()
 }
 
+/// sled releases a store's lock from a background thread after the store
+/// is dropped: a reopen right after may find it still held for a moment.
+fn open_projector(dir: &Path) -> Projector {
+    let start = std::time::Instant::now();
+    loop {
+        match Projector::open(dir) {
+            Ok(p) => return p,
+            Err(e) if start.elapsed() < std::time::Duration::from_secs(10) => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("opening the projections: {e}"),
+        }
+    }
+}
+
 struct Ledger {
     dir: tempfile::TempDir,
     log: EmbeddedLog,
@@ -74,7 +90,7 @@ impl Ledger {
     }
 
     fn recon_as(&mut self, d: &str, file: &str, layout: Layout) -> Result<Report, ReconError> {
-        let mut p = Projector::open(self.dir.path()).unwrap();
+        let mut p = open_projector(self.dir.path());
         p.catch_up(&self.log, |_| {}).unwrap();
         let r = reconcile(
             &self.log,

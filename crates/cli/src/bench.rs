@@ -223,9 +223,6 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
     }
     let decode_only_s = t.elapsed().as_secs_f64();
 
-    eprintln!("bench: reconciliation of the day's channel file");
-    let recon = bench_recon(&log, &dir_a, &input, params.business_date, args.seed)?;
-
     let raw = log.raw_consume()?;
     if let Some((messages, _)) = raw {
         anyhow::ensure!(
@@ -234,6 +231,9 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
             stats.events
         );
     }
+    eprintln!("bench: reconciliation of the day's channel file");
+    let recon = bench_recon(&log, &dir_a, &input, params.business_date, args.seed)?;
+
     let described = log.describe();
     drop(log);
 

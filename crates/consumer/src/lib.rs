@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use clearing_core::events::DecodeError;
 use clearing_core::Event;
-use clearing_log::{EventLog, LogError, Position, Topic};
+use clearing_log::{Delivered, EventLog, LogError, Position, Topic};
 
 /// Events read per batch. Large enough that per-batch costs (one atomic
 /// sled write, one log read) vanish; small enough to bound memory (a few
@@ -95,6 +95,9 @@ pub fn decode_all(records: Vec<clearing_log::Delivered>) -> Vec<Item> {
 /// partition at its end), in batches of at most `batch_max` events, and
 /// applies each batch partition by partition; `progress` hears the running
 /// count of events after each batch.
+///
+/// Reading runs on its own thread, one batch ahead of decoding and
+/// applying, so that waiting for the log and applying overlap.
 pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
     log: &L,
     topic: Topic,
@@ -103,32 +106,53 @@ pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
     mut progress: impl FnMut(u64),
 ) -> Result<CatchUp, ConsumeError<H::Error>> {
     let partitions = log.partitions(topic).map_err(ConsumeError::Log)?;
+    let start = handler.positions();
     let mut stats = CatchUp::default();
-    loop {
-        let positions = handler.positions();
-        let records = log
-            .read_all(topic, partitions, &positions, batch_max)
-            .map_err(ConsumeError::Log)?;
-        if records.is_empty() {
-            break;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Delivered>, LogError>>(1);
+        scope.spawn(move || {
+            let mut next = start;
+            loop {
+                let read = log.read_all(topic, partitions, &next, batch_max);
+                let done = match &read {
+                    Ok(records) => {
+                        for r in records {
+                            next.insert(r.position.partition, r.position.offset + 1);
+                        }
+                        records.is_empty()
+                    }
+                    Err(_) => true,
+                };
+                // The receiver is gone when applying failed: stop reading.
+                if tx.send(read).is_err() || done {
+                    return;
+                }
+            }
+        });
+        for read in rx {
+            let records = read.map_err(ConsumeError::Log)?;
+            if records.is_empty() {
+                break;
+            }
+            let mut by_partition: BTreeMap<u32, Vec<Item>> = BTreeMap::new();
+            for item in decode_all(records) {
+                by_partition
+                    .entry(item.position.partition)
+                    .or_default()
+                    .push(item);
+            }
+            for (p, items) in by_partition {
+                let next = items.last().expect("non-empty").position.offset + 1;
+                stats.events += items.len() as u64;
+                stats.batches += 1;
+                handler
+                    .apply(p, items, next)
+                    .map_err(ConsumeError::Handler)?;
+            }
+            progress(stats.events);
         }
-        let mut by_partition: BTreeMap<u32, Vec<Item>> = BTreeMap::new();
-        for item in decode_all(records) {
-            by_partition
-                .entry(item.position.partition)
-                .or_default()
-                .push(item);
-        }
-        for (p, items) in by_partition {
-            let next = items.last().expect("non-empty").position.offset + 1;
-            stats.events += items.len() as u64;
-            stats.batches += 1;
-            handler
-                .apply(p, items, next)
-                .map_err(ConsumeError::Handler)?;
-        }
-        progress(stats.events);
-    }
+        Ok(())
+    })?;
     tracing::debug!(events = stats.events, batches = stats.batches, "caught up");
     Ok(stats)
 }

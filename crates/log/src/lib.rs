@@ -117,7 +117,7 @@ impl LogError {
 }
 
 /// The event-log port.
-pub trait EventLog {
+pub trait EventLog: Send + Sync {
     /// Appends records and returns once they are durable (acknowledged):
     /// their positions, in input order.
     fn append(&self, topic: Topic, records: &[Record]) -> Result<Vec<Position>, LogError>;

@@ -40,6 +40,49 @@ pub fn local_time(occurred_at: DateTime<FixedOffset>) -> NaiveTime {
         .time()
 }
 
+/// Local (UTC+08:00) seconds since midnight of an RFC 3339 timestamp, read
+/// without a full parse when it has the usual shape
+/// (`YYYY-MM-DDThh:mm:ss[.fff](Z|±hh:mm)`), else through `parse_timestamp`.
+pub fn local_seconds_of_day(s: &str) -> Option<u32> {
+    use chrono::Timelike;
+    let b = s.as_bytes();
+    let num = |i: usize| -> Option<i64> {
+        let (a, c) = (*b.get(i)?, *b.get(i + 1)?);
+        (a.is_ascii_digit() && c.is_ascii_digit()).then(|| ((a - b'0') * 10 + (c - b'0')) as i64)
+    };
+    let fast = || -> Option<u32> {
+        if b.len() < 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let (h, m, sec) = (num(11)?, num(14)?, num(17)?);
+        if h > 23 || m > 59 || sec > 59 {
+            return None;
+        }
+        let mut i = 19;
+        if b[i] == b'.' {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        let offset = match b.get(i)? {
+            b'Z' | b'z' if i + 1 == b.len() => 0,
+            sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+                let o = num(i + 1)? * 3600 + num(i + 4)? * 60;
+                if *sign == b'+' {
+                    o
+                } else {
+                    -o
+                }
+            }
+            _ => return None,
+        };
+        let utc = h * 3600 + m * 60 + sec - offset;
+        Some((utc + 8 * 3600).rem_euclid(86_400) as u32)
+    };
+    fast().or_else(|| parse_timestamp(s).map(|t| local_time(t).num_seconds_from_midnight()))
+}
+
 /// `is_near_cutoff` for a local time of day.
 pub fn is_near_cutoff_local(t: NaiveTime, cutoff: NaiveTime) -> bool {
     let start = cutoff - chrono::Duration::minutes(10);

@@ -181,3 +181,38 @@ fn refunds_never_exceed_the_sale_and_give_back_exactly_its_fee() {
     )
     .unwrap();
 }
+
+#[test]
+fn the_fast_local_time_of_day_agrees_with_the_full_parse() {
+    use chrono::Timelike;
+    use clearing_core::calendar::{local_seconds_of_day, local_time, parse_timestamp};
+    let mut runner = clearing_testkit::seeded_runner("local_seconds", 2000);
+    let shape = (
+        0u32..24,
+        0u32..60,
+        0u32..60,
+        0usize..4,
+        -14i32..15,
+        0u32..4,
+        any::<bool>(),
+    );
+    runner
+        .run(&shape, |(h, m, s, frac, oh, oq, zulu)| {
+            let frac = ["", ".5", ".123", ".123456"][frac];
+            let offset = if zulu {
+                "Z".to_string()
+            } else {
+                format!(
+                    "{}{:02}:{:02}",
+                    if oh < 0 { '-' } else { '+' },
+                    oh.abs(),
+                    oq * 15
+                )
+            };
+            let text = format!("2026-11-20T{h:02}:{m:02}:{s:02}{frac}{offset}");
+            let full = parse_timestamp(&text).map(|t| local_time(t).num_seconds_from_midnight());
+            prop_assert_eq!(local_seconds_of_day(&text), full, "{}", text);
+            Ok(())
+        })
+        .unwrap();
+}

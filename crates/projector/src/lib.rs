@@ -551,12 +551,8 @@ impl Pending {
                 payout_date: t.settlement.as_ref().map(|r| r.payout_date),
                 original_txn_id: t.original_txn_id.clone(),
             });
-        let local_seconds = clearing_core::calendar::parse_timestamp(&event.occurred_at)
-            .map(|at| {
-                use chrono::Timelike;
-                clearing_core::calendar::local_time(at).num_seconds_from_midnight()
-            })
-            .unwrap_or(0);
+        let local_seconds =
+            clearing_core::calendar::local_seconds_of_day(&event.occurred_at).unwrap_or(0);
         self.recon
             .entry(t.business_date)
             .or_default()

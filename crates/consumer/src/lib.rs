@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use clearing_core::events::DecodeError;
 use clearing_core::Event;
-use clearing_log::{Delivered, EventLog, LogError, Position, Topic};
+use clearing_log::{EventLog, LogError, Position, Topic};
 
 /// Events read per batch. Large enough that per-batch costs (one atomic
 /// sled write, one log read) vanish; small enough to bound memory (a few
@@ -96,8 +96,8 @@ pub fn decode_all(records: Vec<clearing_log::Delivered>) -> Vec<Item> {
 /// applies each batch partition by partition; `progress` hears the running
 /// count of events after each batch.
 ///
-/// Reading runs on its own thread, one batch ahead of decoding and
-/// applying, so that waiting for the log and applying overlap.
+/// Reading and decoding run on their own thread, one batch ahead of
+/// applying, so that waiting for the log, decoding and applying overlap.
 pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
     log: &L,
     topic: Topic,
@@ -109,33 +109,34 @@ pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
     let start = handler.positions();
     let mut stats = CatchUp::default();
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Delivered>, LogError>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>, LogError>>(1);
         scope.spawn(move || {
             let mut next = start;
             loop {
                 let read = log.read_all(topic, partitions, &next, batch_max);
-                let done = match &read {
+                let (batch, done) = match read {
                     Ok(records) => {
-                        for r in records {
+                        for r in &records {
                             next.insert(r.position.partition, r.position.offset + 1);
                         }
-                        records.is_empty()
+                        let done = records.is_empty();
+                        (Ok(decode_all(records)), done)
                     }
-                    Err(_) => true,
+                    Err(e) => (Err(e), true),
                 };
                 // The receiver is gone when applying failed: stop reading.
-                if tx.send(read).is_err() || done {
+                if tx.send(batch).is_err() || done {
                     return;
                 }
             }
         });
-        for read in rx {
-            let records = read.map_err(ConsumeError::Log)?;
-            if records.is_empty() {
+        for batch in rx {
+            let items = batch.map_err(ConsumeError::Log)?;
+            if items.is_empty() {
                 break;
             }
             let mut by_partition: BTreeMap<u32, Vec<Item>> = BTreeMap::new();
-            for item in decode_all(records) {
+            for item in items {
                 by_partition
                     .entry(item.position.partition)
                     .or_default()

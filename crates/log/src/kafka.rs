@@ -366,11 +366,12 @@ impl EventLog for KafkaLog {
             reader.next = Some(offset);
         }
         let mut out = Vec::new();
-        let mut last_progress = Instant::now();
+        // When polls started coming back empty (no clock read per message).
+        let mut idle_since: Option<Instant> = None;
         while out.len() < records_max {
             match reader.consumer.poll(Duration::from_millis(100)) {
                 None => {
-                    if last_progress.elapsed() > READ_STALL_MAX {
+                    if idle_since.get_or_insert_with(Instant::now).elapsed() > READ_STALL_MAX {
                         reader.next = None;
                         return Err(broker_err(
                             &self.settings,
@@ -394,7 +395,7 @@ impl EventLog for KafkaLog {
                     ));
                 }
                 Some(Ok(m)) => {
-                    last_progress = Instant::now();
+                    idle_since = None;
                     let at = m.offset() as u64;
                     if at < offset {
                         continue;
@@ -457,11 +458,12 @@ impl EventLog for KafkaLog {
             reader.at_end = vec![false; partitions as usize];
         }
         let mut out = Vec::new();
-        let mut last_progress = Instant::now();
+        // When polls started coming back empty (no clock read per message).
+        let mut idle_since: Option<Instant> = None;
         while out.len() < records_max && reader.at_end.iter().any(|e| !e) {
             match reader.consumer.poll(Duration::from_millis(100)) {
                 None => {
-                    if last_progress.elapsed() > READ_STALL_MAX {
+                    if idle_since.get_or_insert_with(Instant::now).elapsed() > READ_STALL_MAX {
                         reader.next = None;
                         return Err(broker_err(
                             &self.settings,
@@ -480,7 +482,7 @@ impl EventLog for KafkaLog {
                     return Err(broker_err(&self.settings, &format!("reading {name}"), e));
                 }
                 Some(Ok(m)) => {
-                    last_progress = Instant::now();
+                    idle_since = None;
                     let partition = m.partition() as u32;
                     let at = m.offset() as u64;
                     let next = reader.next.as_mut().expect("positioned");
@@ -752,10 +754,11 @@ impl KafkaLog {
             .map_err(|e| broker_err(&self.settings, "assigning the raw consumer", e))?;
         let mut at_end = vec![false; partitions as usize];
         let (mut messages, mut bytes) = (0u64, 0u64);
-        let mut last_progress = Instant::now();
+        // When polls started coming back empty (no clock read per message).
+        let mut idle_since: Option<Instant> = None;
         while at_end.iter().any(|e| !e) {
             match consumer.poll(Duration::from_millis(100)) {
-                None if last_progress.elapsed() > READ_STALL_MAX => {
+                None if idle_since.get_or_insert_with(Instant::now).elapsed() > READ_STALL_MAX => {
                     return Err(broker_err(
                         &self.settings,
                         &format!("raw read of {name}"),
@@ -772,7 +775,7 @@ impl KafkaLog {
                     ))
                 }
                 Some(Ok(m)) => {
-                    last_progress = Instant::now();
+                    idle_since = None;
                     at_end[m.partition() as usize] = false;
                     messages += 1;
                     bytes += m.payload().map_or(0, |p| p.len() as u64);

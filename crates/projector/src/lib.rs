@@ -120,6 +120,11 @@ struct Positioned<T> {
 }
 
 const POS: &[u8] = b"pos/";
+/// The layout of the projected state. Raise it when a change means state
+/// built by an earlier version must be rebuilt from the log.
+/// 2: the reconciliation index (`rk/`) and runs (`recon/`).
+const FORMAT: u32 = 2;
+const FORMAT_KEY: &[u8] = b"format";
 const HW: &[u8] = b"hw";
 
 fn key(parts: &[&[u8]]) -> Vec<u8> {
@@ -196,6 +201,28 @@ impl Projector {
         };
         let db = clearing_log::store::open(&path).map_err(storage)?;
         let tree = db.open_tree("state").map_err(storage)?;
+        let meta = db.open_tree("meta").map_err(storage)?;
+        let format = meta
+            .get(FORMAT_KEY)
+            .map_err(storage)?
+            .map(|v| u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])));
+        if format != Some(FORMAT) {
+            if !tree.is_empty() {
+                // Built by an earlier version, whose state lacks what this one
+                // reads (e.g. the reconciliation index): start over, and the
+                // next catch-up rebuilds everything from the log.
+                tracing::warn!(
+                    path = %path.display(),
+                    found = format.unwrap_or(1),
+                    expected = FORMAT,
+                    "projections are of an earlier format; rebuilding them from the log"
+                );
+                tree.clear().map_err(storage)?;
+            }
+            meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())
+                .map_err(storage)?;
+            db.flush().map_err(storage)?;
+        }
         let positions = clearing_log::store::read_positions(&tree, POS).map_err(|e| {
             ProjectorError::Corrupt {
                 path: path.display().to_string(),

@@ -321,3 +321,66 @@ fn an_undecodable_event_is_recorded_not_skipped_silently() {
     assert_eq!(taken[0].raw, b"{\"not\":\"an event\"}".to_vec());
     assert!(p.take_undecodable().is_empty(), "handed over once");
 }
+
+#[test]
+fn projections_of_an_earlier_format_are_rebuilt_from_the_log() {
+    let ops: Vec<_> = (0..40u8)
+        .map(|i| {
+            (
+                i % 10,
+                (i % 3) as usize,
+                1_000 + i as i64 * 977,
+                0u32,
+                12u32,
+                false,
+                false,
+            )
+        })
+        .collect();
+    let events = events_of(&ops);
+    let dir = tempfile::tempdir().unwrap();
+    let p = project(dir.path(), &events, &[7], 0);
+    let digest = p.digest().unwrap();
+    drop(p);
+    // As an earlier build left it: no format marker and no reconciliation
+    // index.
+    {
+        // sled may hold the lock a moment after the store is dropped
+        let db = (0..500)
+            .find_map(|_| {
+                sled::open(dir.path().join("projections"))
+                    .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                    .ok()
+            })
+            .expect("the projections reopen");
+        db.open_tree("meta").unwrap().remove(b"format").unwrap();
+        let state = db.open_tree("state").unwrap();
+        let rk: Vec<_> = state
+            .scan_prefix(b"rk/")
+            .keys()
+            .map(|k| k.unwrap())
+            .collect();
+        assert!(!rk.is_empty());
+        for k in rk {
+            state.remove(k).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let p = (0..500)
+        .find_map(|_| {
+            Projector::open(dir.path())
+                .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
+                .ok()
+        })
+        .expect("the projections reopen");
+    assert!(
+        p.stored_positions().is_empty(),
+        "state of an earlier format is dropped"
+    );
+    drop(p);
+    let p = project(dir.path(), &events, &[13], 0);
+    assert_eq!(p.digest().unwrap(), digest, "rebuilt from the log");
+    assert!(dates()
+        .iter()
+        .any(|d| !p.recon_entries(*d).unwrap().is_empty()));
+}

@@ -784,3 +784,45 @@ fn the_demo_finds_exactly_the_breaks_its_channel_file_injected() {
     assert_eq!(n(&counts["held"]), n(&injected["near_cutoff_left_out"]));
     assert!(n(&counts["matched"]) > 2000);
 }
+
+#[test]
+fn recon_reads_the_fixed_width_layout_when_asked() {
+    let dir = loaded();
+    let _ = ok(clearing(
+        dir.path(),
+        &[
+            "ingest",
+            &fixture("transactions.jsonl").display().to_string(),
+        ],
+    ));
+    // P20261120000008 as a UnionPay-style record: S22, STAN, MMDDhhmmss,
+    // card, amount in fen, MCC, merchant, terminal, RRN, fee in fen
+    let record = format!(
+        "{}{}{}{:<19}{:012}8062{:<15}{:<8}{:<12}{:012}\n",
+        "S22", "000010", "1120100000", "", 500000, "822584053110003", "10000004", "432100000010", 0
+    );
+    assert_eq!(record.trim_end().len(), 101);
+    let f = channel_file(dir.path(), "ch.txt", &record);
+    let v = json(
+        dir.path(),
+        &[
+            "recon",
+            "--file",
+            &f,
+            "--date",
+            "2026-11-20",
+            "--layout",
+            "unionpay-fixed",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(v["counts"]["matched"], 1, "{v}");
+    assert_eq!(v["counts"]["missing_in_ledger"], 0, "{v}");
+    // read as CSV, the same file has a wrong header
+    let e = fails(clearing(
+        dir.path(),
+        &["recon", "--file", &f, "--date", "2026-11-20"],
+    ));
+    assert!(e.contains("wrong header"), "{e}");
+}

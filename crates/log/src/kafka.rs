@@ -131,6 +131,21 @@ pub struct KafkaLog {
     all_readers: Mutex<HashMap<Topic, AllReader>>,
 }
 
+/// A message read back, as the port hands it out.
+fn delivered(m: &impl Message, partition: u32, at: u64) -> Delivered {
+    Delivered {
+        position: Position {
+            partition,
+            offset: at,
+        },
+        key: m
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default(),
+        payload: m.payload().unwrap_or_default().to_vec(),
+    }
+}
+
 fn broker_err(settings: &KafkaSettings, what: &str, e: impl std::fmt::Display) -> LogError {
     LogError::Broker(format!("kafka at {}: {what}: {e}", settings.brokers))
 }
@@ -400,17 +415,7 @@ impl EventLog for KafkaLog {
                     if at < offset {
                         continue;
                     }
-                    out.push(Delivered {
-                        position: Position {
-                            partition,
-                            offset: at,
-                        },
-                        key: m
-                            .key()
-                            .map(|k| String::from_utf8_lossy(k).into_owned())
-                            .unwrap_or_default(),
-                        payload: m.payload().unwrap_or_default().to_vec(),
-                    });
+                    out.push(delivered(&m, partition, at));
                     if reader.next.is_some() {
                         reader.next = Some(at + 1);
                     }
@@ -494,17 +499,7 @@ impl EventLog for KafkaLog {
                     if let Some(e) = reader.at_end.get_mut(partition as usize) {
                         *e = false;
                     }
-                    out.push(Delivered {
-                        position: Position {
-                            partition,
-                            offset: at,
-                        },
-                        key: m
-                            .key()
-                            .map(|k| String::from_utf8_lossy(k).into_owned())
-                            .unwrap_or_default(),
-                        payload: m.payload().unwrap_or_default().to_vec(),
-                    });
+                    out.push(delivered(&m, partition, at));
                 }
             }
         }
@@ -651,23 +646,32 @@ impl GroupFollower {
                         .copied()
                         .unwrap_or(0);
                     if at >= from {
-                        out.push(Delivered {
-                            position: Position {
-                                partition,
-                                offset: at,
-                            },
-                            key: m
-                                .key()
-                                .map(|k| String::from_utf8_lossy(k).into_owned())
-                                .unwrap_or_default(),
-                            payload: m.payload().unwrap_or_default().to_vec(),
-                        });
+                        out.push(delivered(&m, partition, at));
                     }
                 }
             }
             timeout = Duration::ZERO;
         }
         Ok(out)
+    }
+
+    /// The commit that reports `positions` for every assigned partition (a
+    /// partition with nothing projected stands at 0).
+    fn progress(&self, positions: &BTreeMap<u32, u64>) -> Result<TopicPartitionList, LogError> {
+        let assigned = self
+            .consumer
+            .assignment()
+            .map_err(|e| self.err("reading the assignment", e))?;
+        let mut tpl = TopicPartitionList::new();
+        for e in assigned.elements() {
+            let next = positions.get(&(e.partition() as u32)).copied().unwrap_or(0);
+            tpl.add_partition_offset(&self.topic, e.partition(), Offset::Offset(next as i64))
+                .map_err(|e| self.err("committing progress", e))?;
+        }
+        // A list from the consumer must be dropped before the consumer is
+        // (KAFKA.md): `assigned` goes here.
+        drop(assigned);
+        Ok(tpl)
     }
 
     /// Records positions the projection has stored (they decide the next
@@ -683,21 +687,7 @@ impl GroupFollower {
         if !changed {
             return Ok(());
         }
-        let assigned: Vec<i32> = {
-            let a = self
-                .consumer
-                .assignment()
-                .map_err(|e| self.err("reading the assignment", e))?;
-            let parts = a.elements().iter().map(|e| e.partition()).collect();
-            drop(a);
-            parts
-        };
-        let mut tpl = TopicPartitionList::new();
-        for p in assigned {
-            let next = positions.get(&(p as u32)).copied().unwrap_or(0);
-            tpl.add_partition_offset(&self.topic, p, Offset::Offset(next as i64))
-                .map_err(|e| self.err("committing progress", e))?;
-        }
+        let tpl = self.progress(positions)?;
         if tpl.count() > 0 {
             self.consumer
                 .commit(&tpl, CommitMode::Async)
@@ -709,17 +699,9 @@ impl GroupFollower {
     /// Leaves the group, committing the final progress synchronously.
     pub fn close(self) {
         let positions = self.stored.lock().expect("stored positions mutex").clone();
-        let mut tpl = TopicPartitionList::new();
-        if let Ok(a) = self.consumer.assignment() {
-            for e in a.elements() {
-                let next = positions.get(&(e.partition() as u32)).copied().unwrap_or(0);
-                let _ = tpl.add_partition_offset(
-                    &self.topic,
-                    e.partition(),
-                    Offset::Offset(next as i64),
-                );
-            }
-        }
+        let Ok(tpl) = self.progress(&positions) else {
+            return self.consumer.unsubscribe();
+        };
         if tpl.count() > 0 {
             if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
                 tracing::warn!(%e, "final progress commit failed (progress only)");

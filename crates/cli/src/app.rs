@@ -594,6 +594,13 @@ pub fn project_all(
     p: &mut Projector,
 ) -> Result<clearing_consumer::CatchUp> {
     let stats = p.catch_up(log, |_| {}).context("projecting")?;
+    dead_letter_undecodable(cfg, log, p)?;
+    Ok(stats)
+}
+
+/// Dead-letters, on the rejected topic, the messages that the projector
+/// met on the events topic and could not read as events.
+fn dead_letter_undecodable(cfg: &Config, log: &dyn EventLog, p: &mut Projector) -> Result<()> {
     let found = p.take_undecodable();
     if !found.is_empty() {
         tracing::error!(
@@ -603,7 +610,7 @@ pub fn project_all(
         clearing_producer::reject_undecodable(log, &cfg.topics.events, &found, &now())
             .context("dead-lettering messages that are not events")?;
     }
-    Ok(stats)
+    Ok(())
 }
 
 pub fn settlement(p: &Projector, date: NaiveDate) -> Result<SettlementReport> {
@@ -659,7 +666,6 @@ fn follow_embedded(cfg: &Config, stop: &AtomicBool, poll: Duration) -> Result<u6
 /// partition starts at the position stored in sled with the projection;
 /// the group's committed offsets only report progress.
 fn follow_kafka(cfg: &Config, k: &KafkaSettings, stop: &AtomicBool, poll: Duration) -> Result<u64> {
-    use clearing_consumer::Handler;
     let log = KafkaLog::open(k.clone()).context("opening the log")?;
     fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
@@ -690,36 +696,20 @@ fn follow_kafka(cfg: &Config, k: &KafkaSettings, stop: &AtomicBool, poll: Durati
         let mut p = open_projector(cfg)?;
         // Another command may have projected some of these meanwhile: the
         // positions in sled decide.
-        let mut by_partition: std::collections::BTreeMap<u32, Vec<clearing_log::Delivered>> =
-            Default::default();
-        for r in records {
-            let from = p
-                .stored_positions()
-                .get(&r.position.partition)
-                .copied()
-                .unwrap_or(0);
-            if r.position.offset >= from {
-                by_partition
-                    .entry(r.position.partition)
-                    .or_default()
-                    .push(r);
-            }
-        }
-        for (partition, recs) in by_partition {
-            let next = recs.last().expect("non-empty").position.offset + 1;
-            let items = clearing_consumer::decode_all(recs);
-            applied += items.len() as u64;
-            p.apply(partition, items, next).context("projecting")?;
-        }
-        let found = p.take_undecodable();
-        if !found.is_empty() {
-            tracing::error!(
-                count = found.len(),
-                "messages on the events topic are not events; dead-lettered"
-            );
-            clearing_producer::reject_undecodable(&log, &cfg.topics.events, &found, &now())
-                .context("dead-lettering messages that are not events")?;
-        }
+        let fresh: Vec<clearing_log::Delivered> = records
+            .into_iter()
+            .filter(|r| {
+                r.position.offset
+                    >= p.stored_positions()
+                        .get(&r.position.partition)
+                        .copied()
+                        .unwrap_or(0)
+            })
+            .collect();
+        let stats = clearing_consumer::apply_batch(&mut p, clearing_consumer::decode_all(fresh))
+            .context("projecting")?;
+        applied += stats.events;
+        dead_letter_undecodable(cfg, &log, &mut p)?;
         p.flush()?;
         follower.stored(p.stored_positions())?;
         tracing::info!(total = applied, "projected");

@@ -90,6 +90,26 @@ pub fn decode_all(records: Vec<clearing_log::Delivered>) -> Vec<Item> {
         .collect()
 }
 
+/// Applies decoded records of any partitions, one `Handler::apply` per
+/// partition (records of a partition must be consecutive and in order).
+pub fn apply_batch<H: Handler>(handler: &mut H, items: Vec<Item>) -> Result<CatchUp, H::Error> {
+    let mut by_partition: BTreeMap<u32, Vec<Item>> = BTreeMap::new();
+    for item in items {
+        by_partition
+            .entry(item.position.partition)
+            .or_default()
+            .push(item);
+    }
+    let mut stats = CatchUp::default();
+    for (p, items) in by_partition {
+        let next = items.last().expect("non-empty").position.offset + 1;
+        stats.events += items.len() as u64;
+        stats.batches += 1;
+        handler.apply(p, items, next)?;
+    }
+    Ok(stats)
+}
+
 /// Brings `handler` to the end of `topic`: reads all partitions from the
 /// handler's stored positions until a read comes back empty (every
 /// partition at its end), in batches of at most `batch_max` events, and
@@ -135,21 +155,9 @@ pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
             if items.is_empty() {
                 break;
             }
-            let mut by_partition: BTreeMap<u32, Vec<Item>> = BTreeMap::new();
-            for item in items {
-                by_partition
-                    .entry(item.position.partition)
-                    .or_default()
-                    .push(item);
-            }
-            for (p, items) in by_partition {
-                let next = items.last().expect("non-empty").position.offset + 1;
-                stats.events += items.len() as u64;
-                stats.batches += 1;
-                handler
-                    .apply(p, items, next)
-                    .map_err(ConsumeError::Handler)?;
-            }
+            let applied = apply_batch(handler, items).map_err(ConsumeError::Handler)?;
+            stats.events += applied.events;
+            stats.batches += applied.batches;
             progress(stats.events);
         }
         Ok(())

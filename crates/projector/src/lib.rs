@@ -147,6 +147,16 @@ fn row_key_bytes(k: &RowKey) -> Vec<u8> {
     .into_bytes()
 }
 
+/// `recon/KIND/DATE/SHA256/`: where a reconciliation run's summary
+/// (`run`) and breaks (`break`, then the index) are kept.
+fn recon_key(kind: &str, date: NaiveDate, file_sha256: &str) -> Vec<u8> {
+    format!("recon/{kind}/{date}/{file_sha256}/").into_bytes()
+}
+
+fn recon_latest_key(date: NaiveDate) -> Vec<u8> {
+    format!("recon/latest/{date}").into_bytes()
+}
+
 fn segment_key(prefix: &str, date: NaiveDate, first: Position) -> Vec<u8> {
     key(&[
         format!("{prefix}/{date}/").as_bytes(),
@@ -318,13 +328,7 @@ impl Projector {
         date: NaiveDate,
         file_sha256: &str,
     ) -> Result<Option<Recorded<ReconciliationRun>>, ProjectorError> {
-        let date = date.to_string();
-        self.positioned(&key(&[
-            b"recon/run/",
-            date.as_bytes(),
-            b"/",
-            file_sha256.as_bytes(),
-        ]))
+        self.positioned(&recon_key("run", date, file_sha256))
     }
 
     /// The latest reconciliation run recorded for `date`.
@@ -332,10 +336,9 @@ impl Projector {
         &self,
         date: NaiveDate,
     ) -> Result<Option<Recorded<ReconciliationRun>>, ProjectorError> {
-        let d = date.to_string();
         match self
             .tree
-            .get(key(&[b"recon/latest/", d.as_bytes()]))
+            .get(recon_latest_key(date))
             .map_err(|e| self.storage(e))?
         {
             None => Ok(None),
@@ -349,14 +352,7 @@ impl Projector {
         date: NaiveDate,
         file_sha256: &str,
     ) -> Result<Vec<Recorded<ReconciliationBreak>>, ProjectorError> {
-        let d = date.to_string();
-        let prefix = key(&[
-            b"recon/break/",
-            d.as_bytes(),
-            b"/",
-            file_sha256.as_bytes(),
-            b"/",
-        ]);
+        let prefix = recon_key("break", date, file_sha256);
         let mut out = Vec::new();
         for kv in self.tree.scan_prefix(&prefix) {
             let (k, _) = kv.map_err(|e| self.storage(e))?;
@@ -404,12 +400,13 @@ impl Projector {
         serde_json::from_slice(&plain).map_err(|e| self.corrupt(format!("{what}: {e}")))
     }
 
-    /// Every segment under `prefix`, in key (log) order, decoded in
-    /// parallel: a date's index can hold a million records.
-    fn segments<T: serde::de::DeserializeOwned + Send>(
+    /// Every segment under `prefix`, in key (log) order, each decoded by
+    /// `decode`, in parallel: a date's index can hold a million records.
+    fn decoded_segments<T: Send>(
         &self,
         prefix: &str,
-    ) -> Result<Vec<T>, ProjectorError> {
+        decode: impl Fn(&[u8]) -> Result<Vec<T>, ProjectorError> + Sync,
+    ) -> Result<Vec<Vec<T>>, ProjectorError> {
         use rayon::prelude::*;
         let raw = self
             .tree
@@ -417,10 +414,15 @@ impl Projector {
             .values()
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.storage(e))?;
-        let decoded = raw
-            .par_iter()
-            .map(|v| self.segment::<T>(prefix, v))
-            .collect::<Result<Vec<Vec<T>>, _>>()?;
+        raw.par_iter().map(|v| decode(v)).collect()
+    }
+
+    /// The records of every JSON segment under `prefix`, in log order.
+    fn segments<T: serde::de::DeserializeOwned + Send>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<T>, ProjectorError> {
+        let decoded = self.decoded_segments(prefix, |v| self.segment::<T>(prefix, v))?;
         Ok(decoded.into_iter().flatten().collect())
     }
 
@@ -433,14 +435,7 @@ impl Projector {
     /// What reconciliation needs of every accepted record of a business
     /// date, in log order, segment by segment (decoded in parallel).
     pub fn recon_entries(&self, date: NaiveDate) -> Result<Vec<Vec<ReconEntry>>, ProjectorError> {
-        use rayon::prelude::*;
-        let raw = self
-            .tree
-            .scan_prefix(format!("rk/{date}/").as_bytes())
-            .values()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.storage(e))?;
-        raw.par_iter().map(|v| self.recon_segment(v)).collect()
+        self.decoded_segments(&format!("rk/{date}/"), |v| self.recon_segment(v))
     }
 
     /// Flagged records of one business date, in log order.
@@ -713,34 +708,22 @@ impl Handler for Projector {
                 }
                 EventBody::RecordRejected(_) => {}
                 EventBody::ReconciliationRun(r) => {
-                    let date = r.business_date.to_string();
                     pending.reference(
-                        key(&[
-                            b"recon/run/",
-                            date.as_bytes(),
-                            b"/",
-                            r.file_sha256.as_bytes(),
-                        ]),
+                        recon_key("run", r.business_date, &r.file_sha256),
                         pos,
                         &event,
                         r,
                     );
                     // The latest run of a date is the one whose held pool
                     // the next date's run takes over.
-                    pending.batch.insert(
-                        key(&[b"recon/latest/", date.as_bytes()]),
-                        r.file_sha256.as_bytes(),
-                    );
+                    pending
+                        .batch
+                        .insert(recon_latest_key(r.business_date), r.file_sha256.as_bytes());
                 }
                 EventBody::ReconciliationBreak(b) => {
-                    let date = b.business_date.to_string();
                     pending.reference(
                         key(&[
-                            b"recon/break/",
-                            date.as_bytes(),
-                            b"/",
-                            b.file_sha256.as_bytes(),
-                            b"/",
+                            &recon_key("break", b.business_date, &b.file_sha256),
                             &b.index.to_be_bytes(),
                         ]),
                         pos,

@@ -370,6 +370,15 @@ impl Matcher {
             ledger_fee: None,
             ledger_status: None,
         };
+        // The ledger's side of a pair fills in what the line left open.
+        let paired = |category, item: &LedgerItem| Finding {
+            merchant_id: Some(item.merchant_id.clone()),
+            txn_id: Some(item.txn_id.clone()),
+            ledger_amount: Some(item.amount),
+            ledger_fee: Some(item.fee),
+            ledger_status: Some(item.status),
+            ..channel_only(category)
+        };
         // The ledger records with this key, in log order.
         let head = self.by_hash.get(&key_hash(&l.key)).copied().unwrap_or(NONE);
         let Some(first) = with_key(head, &self.candidates, &l.key).next() else {
@@ -408,18 +417,7 @@ impl Matcher {
             *self.out.counts.entry(category).or_insert(0) += 1;
             return;
         }
-        let f = Finding {
-            category,
-            key: l.key.clone(),
-            merchant_id: Some(c.item.merchant_id.clone()),
-            txn_id: Some(c.item.txn_id.clone()),
-            line: Some(l.line),
-            channel_amount: Some(l.amount),
-            channel_fee: Some(l.fee),
-            ledger_amount: Some(c.item.amount),
-            ledger_fee: Some(c.item.fee),
-            ledger_status: Some(c.item.status),
-        };
+        let f = paired(category, &c.item);
         self.record(f)
     }
 

@@ -19,8 +19,15 @@ use crate::risk::RiskFlag;
 /// summary in order on one partition.
 pub const RECONCILIATION_KEY: &str = "reconciliation";
 
-/// The schema version this build writes, for every event type.
+/// The schema version this build writes for reference, dead-letter and
+/// reconciliation events.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The schema version this build writes for transaction events
+/// (`SaleRecorded`, `VoidRecorded`, `ReversalRecorded`, `RefundRecorded`).
+/// Version 1 bodies came in two shapes; both are upcast on read
+/// (`upcast_txn_v1`).
+pub const TXN_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -79,6 +86,42 @@ pub struct RowDelta {
     pub refund_amount: Fen,
     /// Sale fees minus refund fees.
     pub fee: Fen,
+}
+
+impl RowDelta {
+    /// How a record that moves money changes its settlement row (SPEC §7):
+    /// a sale adds itself, a void or reversal removes its sale (`original`;
+    /// `None` without it), a refund adds a refund and gives back its fee.
+    pub fn of(
+        txn_type: TxnType,
+        amount: Fen,
+        fee: Fen,
+        original: Option<&OriginalSale>,
+    ) -> Option<RowDelta> {
+        Some(match txn_type {
+            TxnType::Sale => RowDelta {
+                sales_count: 1,
+                sales_amount: amount,
+                fee,
+                ..RowDelta::default()
+            },
+            TxnType::Void | TxnType::Reversal => {
+                let o = original?;
+                RowDelta {
+                    sales_count: -1,
+                    sales_amount: Fen(-o.amount.0),
+                    fee: Fen(-o.fee.0),
+                    ..RowDelta::default()
+                }
+            }
+            TxnType::Refund => RowDelta {
+                refund_count: 1,
+                refund_amount: amount,
+                fee: Fen(-fee.0),
+                ..RowDelta::default()
+            },
+        })
+    }
 }
 
 /// The fee rule that produced a sale's fee.
@@ -153,29 +196,7 @@ impl TxnRecorded {
     /// refund and gives back its fee. Declined records change nothing.
     pub fn row_delta(&self) -> Option<(&RowKey, RowDelta)> {
         let row = self.settlement.as_ref()?;
-        let delta = match self.txn_type {
-            TxnType::Sale => RowDelta {
-                sales_count: 1,
-                sales_amount: self.amount,
-                fee: self.fee,
-                ..RowDelta::default()
-            },
-            TxnType::Void | TxnType::Reversal => {
-                let o = self.original.as_ref()?;
-                RowDelta {
-                    sales_count: -1,
-                    sales_amount: Fen(-o.amount.0),
-                    fee: Fen(-o.fee.0),
-                    ..RowDelta::default()
-                }
-            }
-            TxnType::Refund => RowDelta {
-                refund_count: 1,
-                refund_amount: self.amount,
-                fee: Fen(-self.fee.0),
-                ..RowDelta::default()
-            },
-        };
+        let delta = RowDelta::of(self.txn_type, self.amount, self.fee, self.original.as_ref())?;
         Some((row, delta))
     }
 
@@ -276,6 +297,14 @@ impl Event {
         self.body.type_name()
     }
 
+    /// The schema version this build writes for this event's type.
+    pub fn schema_version(&self) -> u32 {
+        match self.body {
+            EventBody::TransactionRecorded(_) => TXN_SCHEMA_VERSION,
+            _ => SCHEMA_VERSION,
+        }
+    }
+
     /// The key the log partitions by: the merchant, else a fixed key for
     /// reference data so that its events stay in order on one partition.
     pub fn key(&self) -> &str {
@@ -293,7 +322,7 @@ impl Event {
             serde_json::to_vec(&EnvelopeOut {
                 event_id: &e.event_id,
                 type_name: e.type_name(),
-                schema_version: SCHEMA_VERSION,
+                schema_version: e.schema_version(),
                 seq: e.seq,
                 merchant_id: &e.merchant_id,
                 occurred_at: &e.occurred_at,
@@ -331,6 +360,37 @@ impl Event {
     }
 }
 
+/// Reads a version-1 transaction body. Version 1 had two shapes:
+/// - the first builds wrote `settlement` as `{"row": ROW, "delta": …}`,
+///   with `payout_date` and `route` beside it and more fields in
+///   `original`; the row is all that is kept (the delta follows from the
+///   type, amount, fee and `original`, and is recomputed the same way);
+/// - later builds wrote `settlement` as the row itself: version 2's shape.
+fn upcast_txn_v1(json: &str) -> Result<TxnRecorded, String> {
+    let mut v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    if let Some(settlement) = v.get_mut("settlement") {
+        if let Some(row) = settlement.get("row").cloned() {
+            let recorded_delta = settlement.get("delta").cloned();
+            *settlement = row;
+            let t: TxnRecorded = serde_json::from_value(v).map_err(|e| e.to_string())?;
+            // The recorded delta must be what the rule gives today, or the
+            // upcast would change what the event says about money.
+            if let Some(recorded) = recorded_delta {
+                let recorded: RowDelta = serde_json::from_value(recorded)
+                    .map_err(|e| format!("settlement.delta: {e}"))?;
+                let now = t.row_delta().map(|(_, d)| d);
+                if now != Some(recorded) {
+                    return Err(format!(
+                        "settlement.delta {recorded:?} is not what its type, amount, fee and original give ({now:?})"
+                    ));
+                }
+            }
+            return Ok(t);
+        }
+    }
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
 fn decode_body(type_name: &str, version: u32, json: &str) -> Result<EventBody, DecodeError> {
     fn parse<'a, T: Deserialize<'a>>(
         type_name: &str,
@@ -343,8 +403,8 @@ fn decode_body(type_name: &str, version: u32, json: &str) -> Result<EventBody, D
             detail: e.to_string(),
         })
     }
-    // Every type is at version 1 today. When a body changes shape, the new
-    // version gets its own arm and the old arm upcasts into the new type.
+    // When a body changes shape, the new version gets its own arm and the
+    // old arm upcasts into the new type.
     let body = match (type_name, version) {
         ("FeeScheduleLoaded", 1) => EventBody::FeeScheduleLoaded(parse(type_name, version, json)?),
         ("IntermediaryRegistered", 1) => {
@@ -357,8 +417,16 @@ fn decode_body(type_name: &str, version: u32, json: &str) -> Result<EventBody, D
             EventBody::MerchantRegistered(parse(type_name, version, json)?)
         }
         ("MerchantUpdated", 1) => EventBody::MerchantUpdated(parse(type_name, version, json)?),
-        ("SaleRecorded" | "VoidRecorded" | "ReversalRecorded" | "RefundRecorded", 1) => {
-            let t: TxnRecorded = parse(type_name, version, json)?;
+        ("SaleRecorded" | "VoidRecorded" | "ReversalRecorded" | "RefundRecorded", 1 | 2) => {
+            let t: TxnRecorded = if version == 1 {
+                upcast_txn_v1(json).map_err(|detail| DecodeError::Body {
+                    type_name: type_name.to_string(),
+                    version,
+                    detail,
+                })?
+            } else {
+                parse(type_name, version, json)?
+            };
             let expected = EventBody::TransactionRecorded(Box::new(t));
             if expected.type_name() != type_name {
                 return Err(DecodeError::Body {

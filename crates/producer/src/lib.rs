@@ -77,10 +77,7 @@ fn to_record(e: &Event, key: String) -> Record {
         payload: e.encode(),
         headers: vec![
             ("type", e.type_name().to_string()),
-            (
-                "schema_version",
-                clearing_core::events::SCHEMA_VERSION.to_string(),
-            ),
+            ("schema_version", e.schema_version().to_string()),
             ("event_id", e.event_id.clone()),
         ],
     }

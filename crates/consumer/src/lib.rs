@@ -110,23 +110,80 @@ pub fn apply_batch<H: Handler>(handler: &mut H, items: Vec<Item>) -> Result<Catc
     Ok(stats)
 }
 
-/// Brings `handler` to the end of `topic`: reads all partitions from the
-/// handler's stored positions until a read comes back empty (every
-/// partition at its end), in batches of at most `batch_max` events, and
-/// applies each batch partition by partition; `progress` hears the running
-/// count of events after each batch.
-///
-/// Reading and decoding run on their own thread, one batch ahead of
-/// applying, so that waiting for the log, decoding and applying overlap.
+/// How far to read: the end of the log, or a cut on every partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Everything the log holds.
+    End,
+    /// Per partition, the records before this offset (a partition not
+    /// named contributes nothing).
+    Offsets(BTreeMap<u32, u64>),
+    /// Per partition, the records before the first event recorded after
+    /// this time. With one writer, recorded times rise along a partition,
+    /// so this is every event recorded up to and including the time.
+    RecordedBy(chrono::DateTime<chrono::FixedOffset>),
+}
+
+impl Until {
+    /// Whether `item` lies beyond the cut (it and everything after it on
+    /// its partition are left out).
+    fn beyond(&self, item: &Item) -> bool {
+        match self {
+            Until::End => false,
+            Until::Offsets(cut) => {
+                item.position.offset >= cut.get(&item.position.partition).copied().unwrap_or(0)
+            }
+            Until::RecordedBy(t) => match &item.event {
+                Ok(e) => chrono::DateTime::parse_from_rfc3339(&e.recorded_at)
+                    .map(|at| at > *t)
+                    // An event whose recorded time is unreadable is later
+                    // than any time: nothing after it can be placed.
+                    .unwrap_or(true),
+                // A message that is not an event has no time: it belongs to
+                // the prefix it sits in.
+                Err(_) => false,
+            },
+        }
+    }
+}
+
+/// Brings `handler` to the end of `topic`: see `catch_up_until`.
 pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
     log: &L,
     topic: Topic,
     handler: &mut H,
     batch_max: usize,
+    progress: impl FnMut(u64),
+) -> Result<CatchUp, ConsumeError<H::Error>> {
+    catch_up_until(log, topic, handler, batch_max, &Until::End, progress)
+}
+
+/// Brings `handler` to `until` on `topic`: reads all partitions from the
+/// handler's stored positions until a read comes back empty (every
+/// partition at its end) or every partition has reached its cut, in
+/// batches of at most `batch_max` events, and applies each batch partition
+/// by partition; `progress` hears the running count of events after each
+/// batch.
+///
+/// Reading and decoding run on their own thread, one batch ahead of
+/// applying, so that waiting for the log, decoding and applying overlap.
+pub fn catch_up_until<L: EventLog + ?Sized, H: Handler>(
+    log: &L,
+    topic: Topic,
+    handler: &mut H,
+    batch_max: usize,
+    until: &Until,
     mut progress: impl FnMut(u64),
 ) -> Result<CatchUp, ConsumeError<H::Error>> {
     let partitions = log.partitions(topic).map_err(ConsumeError::Log)?;
     let start = handler.positions();
+    // Partitions whose cut has been reached: nothing more of them applies.
+    let mut cut: std::collections::BTreeSet<u32> = match until {
+        Until::Offsets(offsets) => (0..partitions)
+            .filter(|p| start.get(p).copied().unwrap_or(0) >= offsets.get(p).copied().unwrap_or(0))
+            .collect(),
+        _ => Default::default(),
+    };
     let mut stats = CatchUp::default();
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>, LogError>>(1);
@@ -144,16 +201,32 @@ pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
                     }
                     Err(e) => (Err(e), true),
                 };
-                // The receiver is gone when applying failed: stop reading.
+                // The receiver is gone when applying failed or the cut is
+                // reached: stop reading.
                 if tx.send(batch).is_err() || done {
                     return;
                 }
             }
         });
         for batch in rx {
-            let items = batch.map_err(ConsumeError::Log)?;
+            if cut.len() as u32 >= partitions {
+                break;
+            }
+            let mut items = batch.map_err(ConsumeError::Log)?;
             if items.is_empty() {
                 break;
+            }
+            if *until != Until::End {
+                items.retain(|item| {
+                    if cut.contains(&item.position.partition) {
+                        return false;
+                    }
+                    if until.beyond(item) {
+                        cut.insert(item.position.partition);
+                        return false;
+                    }
+                    true
+                });
             }
             let applied = apply_batch(handler, items).map_err(ConsumeError::Handler)?;
             stats.events += applied.events;

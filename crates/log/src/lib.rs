@@ -158,6 +158,16 @@ pub trait EventLog: Send + Sync {
         Ok(out)
     }
 
+    /// The offset one past the last record of each partition, when the
+    /// log can say so cheaply and exactly (for progress bars; never used
+    /// to decide where reading ends).
+    fn end_offsets(
+        &self,
+        _topic: Topic,
+    ) -> Result<Option<std::collections::BTreeMap<u32, u64>>, LogError> {
+        Ok(None)
+    }
+
     /// A human description for messages (`embedded log at DIR`, `kafka at …`).
     fn describe(&self) -> String;
 }
@@ -190,6 +200,13 @@ impl<L: EventLog + ?Sized> EventLog for Box<L> {
         records_max: usize,
     ) -> Result<Vec<Delivered>, LogError> {
         (**self).read_all(topic, partitions, from, records_max)
+    }
+
+    fn end_offsets(
+        &self,
+        topic: Topic,
+    ) -> Result<Option<std::collections::BTreeMap<u32, u64>>, LogError> {
+        (**self).end_offsets(topic)
     }
 
     fn describe(&self) -> String {

@@ -31,8 +31,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use clearing_consumer::{catch_up, CatchUp, ConsumeError, Handler, Item, Undecodable};
-use clearing_core::events::{RowDelta, RowKey, TxnRecorded};
+use clearing_consumer::{
+    catch_up, catch_up_until, CatchUp, ConsumeError, Handler, Item, Undecodable, Until,
+};
+use clearing_core::events::{OriginalSale, RowDelta, RowKey, TxnRecorded};
 use clearing_core::recon::{ReconciliationBreak, ReconciliationRun};
 use clearing_core::settlement::{add_delta, FlaggedTxn};
 use clearing_core::{Channel, Event, EventBody, Fen, TxnResult, TxnType};
@@ -77,6 +79,24 @@ pub struct TxnEntry {
     pub payout_date: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_txn_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
+    /// The settlement row it changes, when it moves money.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<RowKey>,
+    /// What an approved void or reversal cancelled of its sale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<OriginalSale>,
+}
+
+impl TxnEntry {
+    /// The settlement row this record changes and by how much (the same
+    /// rule as the event's).
+    pub fn row_delta(&self) -> Option<(&RowKey, RowDelta)> {
+        let row = self.settlement.as_ref()?;
+        let delta = RowDelta::of(self.txn_type, self.amount, self.fee, self.original.as_ref())?;
+        Some((row, delta))
+    }
 }
 
 /// What reconciliation needs of one accepted record, kept per business
@@ -123,7 +143,9 @@ const POS: &[u8] = b"pos/";
 /// The layout of the projected state. Raise it when a change means state
 /// built by an earlier version must be rebuilt from the log.
 /// 2: the reconciliation index (`rk/`) and runs (`recon/`).
-const FORMAT: u32 = 2;
+/// 3: the transaction index carries each record's settlement row, its
+/// sale's amounts (voids, reversals) and decline code.
+const FORMAT: u32 = 3;
 const FORMAT_KEY: &[u8] = b"format";
 const HW: &[u8] = b"hw";
 
@@ -277,6 +299,17 @@ impl Projector {
         catch_up(log, Topic::Events, self, PROJECT_BATCH_MAX, progress)
     }
 
+    /// Brings the projections to a cut of the log (a replay's `--until`).
+    pub fn catch_up_until<L: EventLog + ?Sized>(
+        &mut self,
+        log: &L,
+        until: &Until,
+        batch_max: usize,
+        progress: impl FnMut(u64),
+    ) -> Result<CatchUp, ConsumeError<ProjectorError>> {
+        catch_up_until(log, Topic::Events, self, batch_max, until, progress)
+    }
+
     /// This store's identity, created once: names its consumer group on
     /// Kafka, so that two data dirs following the same topic never split
     /// its partitions between them. Kept outside the projected state (and
@@ -344,6 +377,58 @@ impl Projector {
             None => Ok(None),
             Some(sha) => self.recon_run(date, &String::from_utf8_lossy(&sha)),
         }
+    }
+
+    /// Every reconciliation run recorded for `date`, in file digest order.
+    pub fn recon_runs(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Vec<Recorded<ReconciliationRun>>, ProjectorError> {
+        let prefix = format!("recon/run/{date}/");
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(prefix.as_bytes()) {
+            let (k, _) = kv.map_err(|e| self.storage(e))?;
+            if let Some(r) = self.positioned(&k)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every version of a merchant's registry entry, oldest first.
+    pub fn merchant_versions(
+        &self,
+        merchant_id: &str,
+    ) -> Result<Vec<(u32, Recorded<clearing_core::registry::Merchant>)>, ProjectorError> {
+        self.versions(b"merchant/", merchant_id)
+    }
+
+    /// Every version of an intermediary, oldest first.
+    pub fn intermediary_versions(
+        &self,
+        intermediary_id: &str,
+    ) -> Result<Vec<(u32, Recorded<clearing_core::registry::Intermediary>)>, ProjectorError> {
+        self.versions(b"intermediary/", intermediary_id)
+    }
+
+    fn versions<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        id: &str,
+    ) -> Result<Vec<(u32, Recorded<T>)>, ProjectorError> {
+        let mut out = Vec::new();
+        let prefix = key(&[prefix, id.as_bytes(), b"\0"]);
+        for kv in self.tree.scan_prefix(&prefix) {
+            let (k, _) = kv.map_err(|e| self.storage(e))?;
+            let version = k[prefix.len()..]
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| self.corrupt("registry key"))?;
+            if let Some(r) = self.positioned(&k)? {
+                out.push((version, r));
+            }
+        }
+        Ok(out)
     }
 
     /// The breaks a run recorded, in report order.
@@ -448,16 +533,51 @@ impl Projector {
         self.segments(&format!("txn/{date}/"))
     }
 
-    /// Every accepted record whose `txn_id` or `rrn` is `id` (a scan of the
-    /// index: for interactive look-ups, not for hot paths).
+    /// The records of one business date that belong to `merchant_id` (its
+    /// own, or moving money in its settlement row: the same thing today),
+    /// in log order.
+    pub fn merchant_txns_on(
+        &self,
+        date: NaiveDate,
+        merchant_id: &str,
+    ) -> Result<Vec<TxnEntry>, ProjectorError> {
+        let quoted = serde_json::to_string(merchant_id).expect("strings serialise");
+        self.matching_txns(&format!("txn/{date}/"), &quoted, |t| {
+            t.merchant_id == merchant_id
+        })
+    }
+
+    /// Every accepted record whose `txn_id`, `rrn` or `original_txn_id` is
+    /// `id`, in log order per business date. A scan of the whole index
+    /// that parses only the segments containing `id`: for look-ups by
+    /// people, not for hot paths.
     pub fn find_txns(&self, id: &str) -> Result<Vec<TxnEntry>, ProjectorError> {
-        let mut out = Vec::new();
-        for kv in self.tree.scan_prefix(b"txn/") {
-            let (_, v) = kv.map_err(|e| self.storage(e))?;
-            let items: Vec<TxnEntry> = self.segment("txn", &v)?;
-            out.extend(items.into_iter().filter(|t| t.txn_id == id || t.rrn == id));
-        }
-        Ok(out)
+        let quoted = serde_json::to_string(id).expect("strings serialise");
+        self.matching_txns("txn/", &quoted, |t| {
+            t.txn_id == id || t.rrn == id || t.original_txn_id.as_deref() == Some(id)
+        })
+    }
+
+    /// The records under `prefix` that `keep` accepts, parsing only the
+    /// segments whose bytes contain `needle`.
+    fn matching_txns(
+        &self,
+        prefix: &str,
+        needle: &str,
+        keep: impl Fn(&TxnEntry) -> bool + Sync,
+    ) -> Result<Vec<TxnEntry>, ProjectorError> {
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        let decoded = self.decoded_segments(prefix, |v| {
+            let plain = lz4_flex::decompress_size_prepended(v)
+                .map_err(|e| self.corrupt(format!("txn: {e}")))?;
+            if finder.find(&plain).is_none() {
+                return Ok(Vec::new());
+            }
+            let items: Vec<TxnEntry> =
+                serde_json::from_slice(&plain).map_err(|e| self.corrupt(format!("txn: {e}")))?;
+            Ok(items.into_iter().filter(|t| keep(t)).collect())
+        })?;
+        Ok(decoded.into_iter().flatten().collect())
     }
 
     /// The undecodable messages this process met since the last call, for
@@ -513,12 +633,15 @@ impl Projector {
                 Some(p) => {
                     // `PREFIX/DATE/` is 11 bytes after the prefix.
                     let date_part = &k[..p.len() + 11];
-                    let items: Vec<serde_json::Value> = self.segment("segment", &v)?;
+                    // Each record as stored: the same struct serialised
+                    // by the same code, so equal records are equal bytes.
+                    let plain = lz4_flex::decompress_size_prepended(&v)
+                        .map_err(|e| self.corrupt(format!("segment: {e}")))?;
+                    let items: Vec<&serde_json::value::RawValue> =
+                        serde_json::from_slice(&plain)
+                            .map_err(|e| self.corrupt(format!("segment: {e}")))?;
                     for item in items {
-                        put(
-                            date_part,
-                            &serde_json::to_vec(&item).expect("JSON serialises"),
-                        );
+                        put(date_part, item.get().as_bytes());
                     }
                 }
                 None if k.starts_with(b"rk/") => {
@@ -572,6 +695,9 @@ impl Pending {
                 business_date: t.business_date,
                 payout_date: t.settlement.as_ref().map(|r| r.payout_date),
                 original_txn_id: t.original_txn_id.clone(),
+                decline_code: t.decline_code.clone(),
+                settlement: t.settlement.clone(),
+                original: t.original.clone(),
             });
         let local_seconds =
             clearing_core::calendar::local_seconds_of_day(&event.occurred_at).unwrap_or(0);

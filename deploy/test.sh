@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one command that runs every test of the clearing ledger.
 #
-# It needs nothing but the Rust toolchain and python3: it builds what the
-# tests use, installs (once, cached) and starts a Kafka-protocol broker on
+# It needs nothing but the Rust toolchain, python3 and apt (Debian): it
+# builds what the tests use, installs hledger (once) and (once, cached)
+# installs and starts a Kafka-protocol broker on
 # 127.0.0.1 for the Kafka tests, and stops it by its PID at the end, also
 # when tests fail. It is what the README's test command and .ci/run call.
 # The last line it prints is the total: "tests: N passed, N failed".
@@ -22,6 +23,15 @@ if [ ! -x target/outside-client/bin/python ] || ! target/outside-client/bin/pyth
 fi
 CLEARING_TEST_PYTHON=$PWD/target/outside-client/bin/python
 export CLEARING_TEST_PYTHON
+
+echo "== hledger (Debian package: the outside check of the double entry)"
+if ! command -v hledger >/dev/null 2>&1; then
+    as_root=()
+    [ "$(id -u)" = 0 ] || as_root=(sudo -n)
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hledger >/dev/null
+fi
+hledger --version
 
 echo "== broker"
 log=$(mktemp)

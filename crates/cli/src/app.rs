@@ -115,8 +115,83 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Rebuilds every projection from the log alone, up to a time or a log
+    /// position, into a fresh data dir; prints its digest (SPEC §9).
+    Replay {
+        /// `end`, an RFC 3339 time (events recorded up to and including
+        /// it), or per-partition positions `0:1234,1:567` (the records
+        /// before those offsets).
+        #[arg(long)]
+        until: String,
+        /// The fresh data dir to build.
+        #[arg(long)]
+        into: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// A transaction's whole story (SPEC §9).
+    Txn {
+        #[command(subcommand)]
+        command: TxnCommand,
+    },
+    /// Merchant views.
+    Merchant {
+        #[command(subcommand)]
+        command: MerchantCommand,
+    },
+    /// Exports for other parties and other tools.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// The pipeline benchmark.
     Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum TxnCommand {
+    /// Every event of a transaction with its log position, the registry as it
+    /// stood then, the fee rule, postings, settlement and reconciliation.
+    Show {
+        /// A txn_id or an rrn.
+        id: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MerchantCommand {
+    /// A merchant's settlement of a business date as known at a moment, line by line.
+    Statement {
+        merchant_id: String,
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        /// RFC 3339 time: only events recorded up to and including it.
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<chrono::DateTime<chrono::FixedOffset>>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ExportCommand {
+    /// A self-contained JSON bundle of a transaction for the other party.
+    Dispute {
+        /// A txn_id or an rrn.
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The day's postings as a plain-text accounting journal (hledger).
+    Hledger {
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        /// Where to write it (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -193,6 +268,12 @@ pub enum Format {
     Json,
     Table,
     Csv,
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
+    chrono::DateTime::parse_from_rfc3339(s).map_err(|_| {
+        format!("{s:?} is not an RFC 3339 time with offset (2026-11-20T18:00:00+08:00)")
+    })
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -284,6 +365,18 @@ fn open_write_model(cfg: &Config) -> Result<WriteModel> {
     retry_locked(|| WriteModel::open(&cfg.data_dir)).context("opening the write model")
 }
 
+/// The projections a read command reads: brought to the end of the log,
+/// or, in a replayed data dir, as the replay left them.
+pub fn read_projector(cfg: &Config) -> Result<Projector> {
+    if crate::replay::marker(&cfg.data_dir)?.is_some() {
+        return open_projector(cfg);
+    }
+    let log = open_log(cfg)?;
+    let mut p = open_projector(cfg)?;
+    project_all(cfg, &*log, &mut p)?;
+    Ok(p)
+}
+
 fn open_projector(cfg: &Config) -> Result<Projector> {
     retry_locked(|| Projector::open(&cfg.data_dir)).context("opening the projections")
 }
@@ -351,6 +444,18 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let cfg = Config::from_cli(&cli)?;
     let mut out = std::io::stdout().lock();
+    let records = match &cli.command {
+        Command::Demo(_) if cli.data_dir.is_some() => Some("demo"),
+        Command::Fees { .. } => Some("fees load"),
+        Command::Registry { .. } => Some("registry load"),
+        Command::Ingest { .. } => Some("ingest"),
+        Command::Project { .. } => Some("project"),
+        Command::Recon { .. } => Some("recon"),
+        _ => None,
+    };
+    if let Some(what) = records {
+        crate::replay::refuse_if_replay(&cfg, what)?;
+    }
     match cli.command {
         Command::Demo(args) => demo(&cfg, cli.data_dir.is_some(), args, &mut out),
         Command::Fees {
@@ -419,9 +524,7 @@ fn run(cli: Cli) -> Result<()> {
                 ReportCommand::Settlement(a) => (a, false),
                 ReportCommand::Risk(a) => (a, true),
             };
-            let log = open_log(&cfg)?;
-            let mut p = open_projector(&cfg)?;
-            project_all(&cfg, &log, &mut p)?;
+            let p = read_projector(&cfg)?;
             let s = settlement(&p, args.date)?;
             if risk {
                 report::risk(&risk_of(&p, &s)?, args.format, &mut out)
@@ -430,9 +533,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Digest { format } => {
-            let log = open_log(&cfg)?;
-            let mut p = open_projector(&cfg)?;
-            project_all(&cfg, &log, &mut p)?;
+            let p = read_projector(&cfg)?;
             report::digest(&p.digest()?, p.stored_positions(), format, &mut out)
         }
         Command::Recon {
@@ -451,6 +552,86 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             report::recon(&r, format, &mut out)
+        }
+        Command::Replay {
+            until,
+            into,
+            format,
+        } => crate::replay::run(&cfg, &until, &into, format, &mut out),
+        Command::Txn {
+            command: TxnCommand::Show { id, format },
+        } => {
+            let p = read_projector(&cfg)?;
+            let log = crate::replay::events_log(&cfg)?;
+            let stories = crate::dispute::stories(&p, &*log, &id)?;
+            if stories.is_empty() {
+                bail!("no transaction with txn_id or rrn {id:?} in the ledger");
+            }
+            report::stories(&id, &stories, format, &mut out)
+        }
+        Command::Merchant {
+            command:
+                MerchantCommand::Statement {
+                    merchant_id,
+                    date,
+                    as_of,
+                    format,
+                },
+        } => {
+            let p = read_projector(&cfg)?;
+            let s = crate::dispute::statement(&p, &merchant_id, date, as_of)?;
+            report::statement(&s, format, &mut out)
+        }
+        Command::Export {
+            command: ExportCommand::Dispute { id, out: path },
+        } => {
+            let p = read_projector(&cfg)?;
+            let log = crate::replay::events_log(&cfg)?;
+            let content = crate::dispute::dispute_bundle(
+                &p,
+                &*log,
+                &id,
+                p.digest()?,
+                crate::replay::position_list(p.stored_positions()),
+                now(),
+            )?;
+            let bytes = crate::dispute::bundle_bytes(&content)?;
+            fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            writeln!(
+                out,
+                "dispute bundle for {id}: {} transaction(s), {} statement(s), state digest {} written to {}",
+                content.transactions.len(),
+                content.statements.len(),
+                content.state_digest,
+                path.display()
+            )?;
+            Ok(())
+        }
+        Command::Export {
+            command: ExportCommand::Hledger { date, out: path },
+        } => {
+            let p = read_projector(&cfg)?;
+            let log = crate::replay::events_log(&cfg)?;
+            match path {
+                Some(path) => {
+                    let mut f = std::io::BufWriter::new(
+                        fs::File::create(&path)
+                            .with_context(|| format!("creating {}", path.display()))?,
+                    );
+                    let n = crate::dispute::hledger_journal(&p, &*log, date, &mut f)?;
+                    f.flush()?;
+                    writeln!(
+                        out,
+                        "{n} transactions of {date} written to {}",
+                        path.display()
+                    )?;
+                    Ok(())
+                }
+                None => {
+                    crate::dispute::hledger_journal(&p, &*log, date, &mut out)?;
+                    Ok(())
+                }
+            }
         }
         Command::Bench(args) => crate::bench::run(&cfg, args, &mut out),
     }

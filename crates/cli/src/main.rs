@@ -7,7 +7,9 @@
 
 mod app;
 mod bench;
+mod dispute;
 mod gen;
+mod replay;
 mod report;
 
 use std::process::ExitCode;

@@ -99,7 +99,11 @@ pub fn digest(
             writeln!(
                 out,
                 "{}",
-                serde_json::json!({"digest": digest, "positions": pos})
+                serde_json::json!({
+                    "digest": digest,
+                    "positions": pos,
+                    "log_position": crate::replay::position_list(positions),
+                })
             )?
         }
         _ => writeln!(out, "{digest}")?,
@@ -406,6 +410,235 @@ pub fn recon(r: &clearing_recon::Report, format: Format, out: &mut impl Write) -
                 for b in &r.bad {
                     writeln!(out, "  line {}: {} ({})", b.line, b.detail, b.field)?;
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn stories(
+    query: &str,
+    stories: &[crate::dispute::Story],
+    format: Format,
+    out: &mut impl Write,
+) -> Result<()> {
+    if format == Format::Json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"query": query, "transactions": stories})
+        )?;
+        return Ok(());
+    }
+    for (i, s) in stories.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(
+            out,
+            "{} {} {} — merchant {}, terminal {}, rrn {}",
+            s.txn_type.as_str(),
+            s.txn_id,
+            match s.result {
+                clearing_core::TxnResult::Approved => "approved".to_string(),
+                clearing_core::TxnResult::Declined => format!(
+                    "DECLINED ({})",
+                    s.decline_code.as_deref().unwrap_or("no decline code")
+                ),
+            },
+            s.merchant_id,
+            s.terminal_id,
+            s.rrn
+        )?;
+        writeln!(out, "  amount {}  fee {}", s.amount, s.fee)?;
+        if let Some(r) = &s.fee_rule {
+            writeln!(
+                out,
+                "  fee rule: plan {} channel {} rate {}{} (fee schedule v{})",
+                r.plan,
+                r.channel.as_str(),
+                r.rate,
+                r.cap.map(|c| format!(" cap {c}")).unwrap_or_default(),
+                r.schedule_version
+            )?;
+        }
+        let st = &s.settlement;
+        writeln!(
+            out,
+            "  settlement: {} — business date {}{}{}; refunded {} (fee back {}); net {}",
+            st.status,
+            st.business_date,
+            st.payout_date
+                .map(|d| format!(", payout {d}"))
+                .unwrap_or_default(),
+            match (&st.clearing, &st.intermediary_id) {
+                (Some(c), Some(i)) => format!(", {} via {i}", c.as_str()),
+                (Some(c), None) => format!(", {}", c.as_str()),
+                _ => String::new(),
+            },
+            st.refunded_amount,
+            st.refunded_fee,
+            st.net
+        )?;
+        for r in &s.reconciliation {
+            writeln!(
+                out,
+                "  reconciliation of {} {}: {}{}",
+                r.txn_type.as_str(),
+                r.txn_id,
+                r.category,
+                r.run_date
+                    .map(|d| format!(" (run of {d})"))
+                    .unwrap_or_default()
+            )?;
+        }
+        writeln!(out, "  events, in log order:")?;
+        for e in &s.events {
+            writeln!(
+                out,
+                "    {:<10} {}  {:<20} {}",
+                e.position, e.recorded_at, e.type_name, e.event_id
+            )?;
+            if let Some(r) = &e.registry {
+                writeln!(
+                    out,
+                    "               registry then: v{} ({} at {}) {} plan {} {}{}",
+                    r.version,
+                    r.value.name,
+                    r.position,
+                    r.value.clearing.as_str(),
+                    r.value.fee_plan,
+                    format!("{:?}", r.value.settlement_cycle),
+                    r.value
+                        .intermediary_id
+                        .as_deref()
+                        .map(|i| format!(" via {i}"))
+                        .unwrap_or_default()
+                )?;
+            }
+            if let Ok(event) = clearing_core::Event::decode(e.event.get().as_bytes()) {
+                if let clearing_core::EventBody::TransactionRecorded(t) = &event.body {
+                    if !t.flags.is_empty() {
+                        let flags: Vec<String> = t
+                            .flags
+                            .iter()
+                            .map(|f| serde_json::to_string(f).unwrap_or_default())
+                            .collect();
+                        writeln!(out, "               flags: {}", flags.join(", "))?;
+                    }
+                    for p in t.entry.postings.iter() {
+                        writeln!(out, "               {:<56} {:>14}", p.account, p.amount)?;
+                    }
+                    for p in t.entry.sub_ledger.iter() {
+                        writeln!(
+                            out,
+                            "               {:<56} {:>14}",
+                            format!("[{}]", p.account),
+                            p.amount
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn statement(
+    s: &crate::dispute::Statement,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<()> {
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string(s)?)?,
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record([
+                "position",
+                "recorded_at",
+                "txn_id",
+                "txn_type",
+                "result",
+                "terminal_id",
+                "rrn",
+                "amount",
+                "fee",
+                "payout_date",
+                "sales_count",
+                "sales_amount",
+                "refund_count",
+                "refund_amount",
+                "fee_change",
+            ])?;
+            for l in &s.lines {
+                let e = l.effect.unwrap_or_default();
+                w.write_record([
+                    l.position.clone(),
+                    l.recorded_at.clone(),
+                    l.txn_id.clone(),
+                    l.txn_type.as_str().to_string(),
+                    format!("{:?}", l.result).to_lowercase(),
+                    l.terminal_id.clone(),
+                    l.rrn.clone(),
+                    l.amount.to_string(),
+                    l.fee.to_string(),
+                    l.payout_date.map(|d| d.to_string()).unwrap_or_default(),
+                    e.sales_count.to_string(),
+                    e.sales_amount.to_string(),
+                    e.refund_count.to_string(),
+                    e.refund_amount.to_string(),
+                    e.fee.to_string(),
+                ])?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "statement of merchant {} for business date {}{}",
+                s.merchant_id,
+                s.business_date,
+                s.as_of
+                    .as_deref()
+                    .map(|t| format!(", as known at {t}"))
+                    .unwrap_or_default()
+            )?;
+            for r in &s.rows {
+                writeln!(
+                    out,
+                    "  {} payout {}: sales {} ({}), refunds {} ({}), fee {}, net {}",
+                    r.clearing.as_str(),
+                    r.payout_date,
+                    r.sales_count,
+                    r.sales_amount,
+                    r.refund_count,
+                    r.refund_amount,
+                    r.fee,
+                    r.net
+                )?;
+            }
+            if s.rows.is_empty() {
+                writeln!(out, "  nothing to settle")?;
+            }
+            writeln!(out, "  lines:")?;
+            for l in &s.lines {
+                writeln!(
+                    out,
+                    "    {:<10} {}  {:<8} {:<9} {:<22} rrn {} {:>12} fee {:>9}{}",
+                    l.position,
+                    l.recorded_at,
+                    l.txn_type.as_str(),
+                    format!("{:?}", l.result).to_lowercase(),
+                    l.txn_id,
+                    l.rrn,
+                    l.amount,
+                    l.fee,
+                    if l.effect.is_some() {
+                        ""
+                    } else {
+                        "  (moves nothing)"
+                    }
+                )?;
             }
         }
     }

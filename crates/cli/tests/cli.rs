@@ -1,115 +1,13 @@
 //! The `clearing` binary on small files in `tests/fixtures`, compared with
 //! hand-computed expectations (see tests/fixtures/day1/README.md).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_clearing");
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/day1")
-        .join(name)
-}
-
-fn clearing(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("CLEARING_KAFKA")
-        .env_remove("CLEARING_DATA_DIR")
-        .env_remove("CLEARING_TOPIC_PREFIX")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}, stderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a `--format json` command: exit 0, stdout is one JSON document,
-/// stderr is empty.
-fn json(dir: &Path, args: &[&str]) -> Value {
-    let out = clearing(dir, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let stdout = ok(out);
-    assert!(
-        stderr.is_empty(),
-        "json output must go to stdout alone; stderr: {stderr}"
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-/// A failure: non-zero exit and exactly one line on stderr.
-fn fails(out: Output) -> String {
-    assert!(
-        !out.status.success(),
-        "expected failure, stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one-line reason expected, got: {stderr}"
-    );
-    stderr
-}
-
-fn expected(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
-}
-
-fn loaded() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let p = |n: &str| fixture(n).display().to_string();
-    ok(clearing(
-        dir.path(),
-        &[
-            "fees",
-            "load",
-            &p("fees.toml"),
-            "--holidays",
-            &p("holidays.txt"),
-        ],
-    ));
-    ok(clearing(
-        dir.path(),
-        &[
-            "registry",
-            "load",
-            "--merchants",
-            &p("merchants.jsonl"),
-            "--intermediaries",
-            &p("intermediaries.jsonl"),
-        ],
-    ));
-    dir
-}
-
-fn ingested() -> tempfile::TempDir {
-    let dir = loaded();
-    let summary = json(
-        dir.path(),
-        &[
-            "ingest",
-            &fixture("transactions.jsonl").display().to_string(),
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(summary, expected("expected_ingest.json"));
-    dir
-}
 
 #[test]
 fn settlement_report_matches_the_hand_computed_day() {

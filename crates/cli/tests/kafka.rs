@@ -590,3 +590,87 @@ fn reconciliation_over_consecutive_dates_is_the_same_on_kafka_and_on_the_embedde
     assert_eq!(run(&kafka, &day1, "2026-11-20"), e1);
     assert_eq!(kafka.json(&["digest", "--format", "json"]), before);
 }
+
+#[test]
+fn a_replay_from_kafka_has_the_live_digest_and_its_dir_shows_stories_read_from_the_topic() {
+    let live = Ledger::kafka(&prefix("replay"));
+    live.load_day();
+    let first = live.json(&["digest", "--format", "json"]);
+    let sale = live.json(&["txn", "show", "P20261120000004", "--format", "json"]);
+    let t = sale["transactions"][0]["events"][0]["recorded_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // a registry change recorded later
+    let work = tempfile::tempdir().unwrap();
+    let merchants = std::fs::read_to_string(fixture("merchants.jsonl"))
+        .unwrap()
+        .replacen("\"fee_plan\": \"standard\"", "\"fee_plan\": \"exempt\"", 1);
+    let m = work.path().join("merchants.jsonl");
+    std::fs::write(&m, merchants).unwrap();
+    live.ok(&["registry", "load", "--merchants", &m.display().to_string()]);
+    let end = live.json(&["digest", "--format", "json"]);
+    assert_ne!(first["digest"], end["digest"]);
+
+    // to the end: the live digest; to the time of the first load: its digest
+    let r_end = work.path().join("end");
+    let replayed = live.json(&[
+        "replay",
+        "--until",
+        "end",
+        "--into",
+        &r_end.display().to_string(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(replayed, end);
+    let r_t = work.path().join("at-t");
+    let at_t = live.json(&[
+        "replay",
+        "--until",
+        &t,
+        "--into",
+        &r_t.display().to_string(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(at_t["digest"], first["digest"]);
+    assert_eq!(at_t["log_position"], first["log_position"]);
+
+    // the replayed dir answers without --kafka: reports from its state, the
+    // events themselves from the topic it was replayed from
+    let show = Command::new(BIN)
+        .args(["--data-dir", &r_t.display().to_string()])
+        .args(["txn", "show", "432100000007", "--format", "json"])
+        .env_remove("CLEARING_KAFKA")
+        .output()
+        .unwrap();
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let story: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(
+        story["transactions"],
+        live.json(&["txn", "show", "432100000007", "--format", "json"])["transactions"]
+    );
+    let report = Command::new(BIN)
+        .args(["--data-dir", &r_t.display().to_string()])
+        .args([
+            "report",
+            "settlement",
+            "--date",
+            "2026-11-20",
+            "--format",
+            "json",
+        ])
+        .env_remove("CLEARING_KAFKA")
+        .output()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&report.stdout).unwrap(),
+        expected("expected_settlement_2026-11-20.json")
+    );
+}

@@ -126,6 +126,10 @@ enum Command {
         /// The fresh data dir to build.
         #[arg(long)]
         into: PathBuf,
+        /// Events applied before the projections' store is closed and
+        /// reopened: what bounds a replay's memory.
+        #[arg(long, default_value_t = crate::replay::REPLAY_LEG_EVENTS)]
+        leg_events: u64,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -329,7 +333,9 @@ impl Config {
 /// directory (sled holds an exclusive lock while a store is open).
 const LOCK_WAIT_MAX: Duration = Duration::from_secs(10);
 
-fn retry_locked<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+pub fn retry_locked<T, E: std::fmt::Display>(
+    mut open: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let start = std::time::Instant::now();
     loop {
         match open() {
@@ -556,8 +562,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Replay {
             until,
             into,
+            leg_events,
             format,
-        } => crate::replay::run(&cfg, &until, &into, format, &mut out),
+        } => crate::replay::run(&cfg, &until, &into, leg_events.max(1), format, &mut out),
         Command::Txn {
             command: TxnCommand::Show { id, format },
         } => {

@@ -35,6 +35,10 @@ pub struct BenchArgs {
     pub merchants: usize,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Only ingest, the decode-only pass and the replay: for replay figures
+    /// at sizes where the other stages would take too long.
+    #[arg(long)]
+    pub replay_only: bool,
     /// Where to put the bench's data dirs (default: a temporary directory).
     #[arg(long)]
     pub work_dir: Option<std::path::PathBuf>,
@@ -72,6 +76,14 @@ struct Figures {
     /// Of the recon's time: loading the date's ledger side from sled.
     recon_ledger_side_s: f64,
     recon_s: f64,
+    /// `clearing replay --until end` of the stage's log into a fresh dir,
+    /// run as its own process: events over its wall time, digest included.
+    replay_events_per_s: f64,
+    replay_s: f64,
+    /// Peak resident memory of the replay process.
+    replay_peak_rss_mib: f64,
+    /// Replay rate ÷ decode-only rate (events/s), same run.
+    replay_ratio_to_decode: f64,
     /// Kafka only: a bare rdkafka consumer reading the same topic, start to
     /// end, in the same run.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,6 +113,8 @@ fn ratio(a: f64, b: f64) -> f64 {
 /// or fresh topics (a prefix of this run's own) on the configured broker.
 trait BenchLog: EventLog + Send + Sync + Sized + 'static {
     fn open_fresh(cfg: &Config, dir: &Path, stage: &str) -> Result<Self>;
+    /// The global options that make `clearing` use this log.
+    fn global_args(&self, dir: &Path) -> Vec<String>;
     /// (messages, seconds) of the bare-consumer baseline, when there is one.
     fn raw_consume(&self) -> Result<Option<(u64, f64)>>;
 }
@@ -112,6 +126,10 @@ impl BenchLog for EmbeddedLog {
             topics: cfg.topics.clone(),
             kafka: None,
         })
+    }
+
+    fn global_args(&self, dir: &Path) -> Vec<String> {
+        vec!["--data-dir".into(), dir.display().to_string()]
     }
 
     fn raw_consume(&self) -> Result<Option<(u64, f64)>> {
@@ -132,6 +150,20 @@ impl BenchLog for KafkaLog {
         ));
         eprintln!("bench: stage {stage} on topic {}", k.topics.events);
         KafkaLog::open(k).context("opening the log")
+    }
+
+    fn global_args(&self, dir: &Path) -> Vec<String> {
+        let k = self.settings();
+        vec![
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--kafka".into(),
+            k.brokers.clone(),
+            "--topic-prefix".into(),
+            k.topics.prefix().to_string(),
+            "--partitions".into(),
+            k.partitions.to_string(),
+        ]
     }
 
     fn raw_consume(&self) -> Result<Option<(u64, f64)>> {
@@ -196,6 +228,10 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
     let ingest_s = t.elapsed().as_secs_f64();
     drop(wm);
 
+    if args.replay_only {
+        return replay_only(&log, &dir_a, &root, day.lines, ingest_s, args.format, out);
+    }
+
     eprintln!("bench: project");
     let mut p = Projector::open(&dir_a)?;
     let t = Instant::now();
@@ -204,24 +240,14 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
     let project_s = t.elapsed().as_secs_f64();
     drop(p);
 
-    eprintln!("bench: decode-only pass");
-    let t = Instant::now();
-    let mut decoded = 0u64;
-    let partitions = log.partitions(Topic::Events)?;
-    let mut next = std::collections::BTreeMap::new();
-    loop {
-        let records = log.read_all(Topic::Events, partitions, &next, BATCH_EVENTS_MAX * 8)?;
-        if records.is_empty() {
-            break;
-        }
-        for item in decode_all(records) {
-            next.insert(item.position.partition, item.position.offset + 1);
-            if item.event.is_ok() {
-                decoded += 1;
-            }
-        }
-    }
-    let decode_only_s = t.elapsed().as_secs_f64();
+    let (decoded, decode_only_s) = decode_only(&log)?;
+    let replay = replay_child(&log, &dir_a, &root.join("replay"))?;
+    anyhow::ensure!(
+        replay.events == stats.events,
+        "the replay applied {} events, the projector {}",
+        replay.events,
+        stats.events
+    );
 
     let raw = log.raw_consume()?;
     if let Some((messages, _)) = raw {
@@ -305,6 +331,10 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
             rate(recon.lines, recon.recon_s),
             rate(recon.lines, recon.parse_s),
         ),
+        replay_events_per_s: rate(replay.events, replay.secs),
+        replay_s: replay.secs,
+        replay_peak_rss_mib: replay.peak_rss_mib,
+        replay_ratio_to_decode: ratio(rate(replay.events, replay.secs), decode_rate),
         raw_consume_msg_per_s: raw_rate,
         kafka_ratio_to_raw_consume: raw_rate.map(|r| ratio(project_rate, r)),
     };
@@ -355,6 +385,11 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
                 "  recon         {:>10.0} lines/s ({} lines; parse only {:.0} lines/s; ratio {:.3})",
                 fig.recon_lines_per_s, fig.recon_lines, fig.parse_only_lines_per_s, fig.recon_ratio_to_parse
             )?;
+            writeln!(
+                out,
+                "  replay        {:>10.0} events/s ({:.2} s, peak RSS {:.0} MiB; ratio to decode-only {:.3})",
+                fig.replay_events_per_s, fig.replay_s, fig.replay_peak_rss_mib, fig.replay_ratio_to_decode
+            )?;
             if let (Some(raw), Some(r)) =
                 (fig.raw_consume_msg_per_s, fig.kafka_ratio_to_raw_consume)
             {
@@ -365,6 +400,116 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
                 writeln!(out, "  projector / raw consume = {r:.3}")?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Reads and decodes every event of the log, applying nothing: the floor
+/// any projector or replay pays. (events decoded, seconds)
+fn decode_only<L: EventLog>(log: &L) -> Result<(u64, f64)> {
+    eprintln!("bench: decode-only pass");
+    let t = Instant::now();
+    let mut decoded = 0u64;
+    let partitions = log.partitions(Topic::Events)?;
+    let mut next = std::collections::BTreeMap::new();
+    loop {
+        let records = log.read_all(Topic::Events, partitions, &next, BATCH_EVENTS_MAX * 8)?;
+        if records.is_empty() {
+            break;
+        }
+        for item in decode_all(records) {
+            next.insert(item.position.partition, item.position.offset + 1);
+            if item.event.is_ok() {
+                decoded += 1;
+            }
+        }
+    }
+    Ok((decoded, t.elapsed().as_secs_f64()))
+}
+
+struct ReplayFigures {
+    events: u64,
+    secs: f64,
+    peak_rss_mib: f64,
+}
+
+/// Runs `clearing replay --until end` on the stage's log as a child
+/// process, and measures its wall time and peak memory.
+fn replay_child<L: BenchLog>(log: &L, dir: &Path, into: &Path) -> Result<ReplayFigures> {
+    eprintln!("bench: replay into a fresh dir (own process)");
+    let exe = std::env::current_exe().context("finding the clearing binary")?;
+    let t = Instant::now();
+    let out = std::process::Command::new(exe)
+        .args(log.global_args(dir))
+        .args(["replay", "--until", "end", "--into"])
+        .arg(into)
+        .args(["--format", "json"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running clearing replay")?;
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(out.status.success(), "clearing replay failed");
+    // The peak of the largest child waited for: the replay is the only one.
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
+        u
+    };
+    let marker = crate::replay::marker(into)?.context("the replay left no marker")?;
+    Ok(ReplayFigures {
+        events: marker.events,
+        secs,
+        peak_rss_mib: (usage.ru_maxrss as f64 / 1024.0 * 10.0).round() / 10.0,
+    })
+}
+
+#[derive(Serialize)]
+struct ReplayOnlyFigures {
+    log: String,
+    txns: u64,
+    events: u64,
+    ingest_s: f64,
+    decode_only_s: f64,
+    decode_only_events_per_s: f64,
+    replay_s: f64,
+    replay_events_per_s: f64,
+    replay_peak_rss_mib: f64,
+    replay_ratio_to_decode: f64,
+}
+
+fn replay_only<L: BenchLog>(
+    log: &L,
+    dir: &Path,
+    root: &Path,
+    lines: u64,
+    ingest_s: f64,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<()> {
+    let (decoded, decode_only_s) = decode_only(log)?;
+    let replay = replay_child(log, dir, &root.join("replay"))?;
+    let decode_rate = rate(decoded, decode_only_s);
+    let replay_rate = rate(replay.events, replay.secs);
+    let fig = ReplayOnlyFigures {
+        log: log.describe(),
+        txns: lines,
+        events: replay.events,
+        ingest_s,
+        decode_only_s,
+        decode_only_events_per_s: decode_rate,
+        replay_s: replay.secs,
+        replay_events_per_s: replay_rate,
+        replay_peak_rss_mib: replay.peak_rss_mib,
+        replay_ratio_to_decode: ratio(replay_rate, decode_rate),
+    };
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string(&fig)?)?,
+        _ => writeln!(
+            out,
+            "clearing bench --replay-only: {} events ({}); replay {:.0} events/s ({:.2} s, peak RSS {:.0} MiB); decode-only {:.0} events/s; ratio {:.3}",
+            fig.events, fig.log, fig.replay_events_per_s, fig.replay_s, fig.replay_peak_rss_mib, fig.decode_only_events_per_s, fig.replay_ratio_to_decode
+        )?,
     }
     Ok(())
 }

@@ -59,6 +59,9 @@ pub const MARKER: &str = "replay.json";
 /// speed measured by `clearing bench`.
 pub const REPLAY_BATCH_MAX: usize = 8192;
 
+/// Events applied before the store is closed and reopened (see `replay`).
+pub const REPLAY_LEG_EVENTS: u64 = 100_000;
+
 /// Where a replay read its events, so that commands on the replayed dir
 /// can show them (the log is immutable: positions before the cut hold
 /// what they held when the replay read them).
@@ -162,7 +165,7 @@ pub struct Replayed {
 
 /// Rebuilds the projections of the configured log, up to `until`, into the
 /// fresh data dir `into`.
-pub fn replay(cfg: &Config, until_arg: &str, into: &Path) -> Result<Replayed> {
+pub fn replay(cfg: &Config, until_arg: &str, into: &Path, leg_events: u64) -> Result<Replayed> {
     use std::io::IsTerminal;
     let until = parse_until(until_arg).map_err(anyhow::Error::msg)?;
     refuse_if_replay(cfg, "replay")?;
@@ -198,7 +201,6 @@ pub fn replay(cfg: &Config, until_arg: &str, into: &Path) -> Result<Replayed> {
         }
     }
     std::fs::create_dir_all(into).with_context(|| format!("creating {}", into.display()))?;
-    let mut p = Projector::open(into).context("opening the replay's projections")?;
     let total: Option<u64> = log
         .end_offsets(Topic::Events)
         .ok()
@@ -221,20 +223,42 @@ pub fn replay(cfg: &Config, until_arg: &str, into: &Path) -> Result<Replayed> {
     } else {
         None
     };
-    let stats = p
-        .catch_up_until(&*log, &until, REPLAY_BATCH_MAX, |n| {
-            if let Some(b) = &bar {
-                b.set_position(n)
-            }
-        })
-        .context("replaying")?;
+    // The projections are written in legs, the store closed and reopened
+    // between them: sled keeps what a store wrote in memory while it is
+    // open, and a replay's memory must not grow with the log.
+    let mut events = 0u64;
+    let batch_max = REPLAY_BATCH_MAX.min(usize::try_from(leg_events).unwrap_or(usize::MAX));
+    let mut legs = 0u64;
+    let describe = log.describe();
+    drop(log);
+    loop {
+        let log = open_log(cfg)?;
+        let mut p = crate::app::retry_locked(|| Projector::open(into))
+            .context("opening the replay's projections")?;
+        let stats = p
+            .catch_up_until(&*log, &until, batch_max, leg_events, |n| {
+                if let Some(b) = &bar {
+                    b.set_position(events + n)
+                }
+            })
+            .context("replaying")?;
+        events += stats.events;
+        // Undecodable messages are recorded in the replay's state as in
+        // the live one; dead-lettering them is the live ledger's business.
+        let _ = p.take_undecodable();
+        p.flush()?;
+        drop((p, log));
+        legs += 1;
+        if stats.complete {
+            break;
+        }
+    }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    // Undecodable messages are recorded in the replay's state as in the
-    // live one; dead-lettering them is the live ledger's business.
-    let _ = p.take_undecodable();
-    p.flush()?;
+    tracing::info!(events, legs, "replayed");
+    let p = crate::app::retry_locked(|| Projector::open(into))
+        .context("opening the replay's projections")?;
     let digest = p.digest()?;
     let positions = p.stored_positions().clone();
     let source_log = match &cfg.kafka {
@@ -249,11 +273,11 @@ pub fn replay(cfg: &Config, until_arg: &str, into: &Path) -> Result<Replayed> {
         },
     };
     let marker = ReplayMarker {
-        source: log.describe(),
+        source: describe,
         log: source_log,
         until: until_arg.trim().to_string(),
         log_position: position_list(&positions),
-        events: stats.events,
+        events,
         digest,
         replayed_at: now(),
     };
@@ -267,10 +291,11 @@ pub fn run(
     cfg: &Config,
     until: &str,
     into: &Path,
+    leg_events: u64,
     format: Format,
     out: &mut impl Write,
 ) -> Result<()> {
-    let r = replay(cfg, until, into)?;
+    let r = replay(cfg, until, into, leg_events)?;
     if format == Format::Json {
         return crate::report::digest(&r.marker.digest, &r.positions, format, out);
     }

@@ -104,6 +104,23 @@ fn a_replay_to_a_time_between_two_events_of_one_merchant_shows_the_ledger_as_it_
         story(live.path(), "P20261120000004")["transactions"][0]["settlement"]["status"],
         "voided"
     );
+    // the same moment in legs of one event
+    let legs = work.path().join("at-t-legs");
+    let again = json(
+        live.path(),
+        &[
+            "replay",
+            "--until",
+            &t,
+            "--into",
+            &s(&legs),
+            "--leg-events",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(again["digest"], at_a["digest"]);
     // the same moment named by position gives the same state
     let by_position = work.path().join("at-position");
     let again = replay(
@@ -234,9 +251,23 @@ fn replay_to_the_end_equals_the_live_digest_after_a_randomized_history_with_rest
         let again = replay(&live, mid["log_position"].as_str().unwrap(), &m);
         assert_eq!(again["digest"], mid["digest"], "seed {seed}");
     }
-    // and the replay of a data dir rebuilt twice is the same
-    let r2 = work.path().join("replay-end-2");
-    assert_eq!(replay(&live, "end", &r2)["digest"], end["digest"]);
+    // in legs of a few events, the store closed and reopened in between
+    let r2 = work.path().join("replay-end-legs");
+    let legs = json(
+        &live,
+        &[
+            "replay",
+            "--until",
+            "end",
+            "--into",
+            &s(&r2),
+            "--leg-events",
+            &(1 + rng.below(50)).to_string(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(legs, end, "seed {seed}");
 }
 
 #[test]

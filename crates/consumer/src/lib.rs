@@ -66,6 +66,8 @@ pub enum ConsumeError<E: std::error::Error + 'static> {
 pub struct CatchUp {
     pub events: u64,
     pub batches: u64,
+    /// The end of the log (or the cut) was reached.
+    pub complete: bool,
 }
 
 /// Decodes a batch of raw records, in parallel: decoding JSON is most of
@@ -155,7 +157,15 @@ pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
     batch_max: usize,
     progress: impl FnMut(u64),
 ) -> Result<CatchUp, ConsumeError<H::Error>> {
-    catch_up_until(log, topic, handler, batch_max, &Until::End, progress)
+    catch_up_until(
+        log,
+        topic,
+        handler,
+        batch_max,
+        &Until::End,
+        u64::MAX,
+        progress,
+    )
 }
 
 /// Brings `handler` to `until` on `topic`: reads all partitions from the
@@ -163,7 +173,9 @@ pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
 /// partition at its end) or every partition has reached its cut, in
 /// batches of at most `batch_max` events, and applies each batch partition
 /// by partition; `progress` hears the running count of events after each
-/// batch.
+/// batch. It stops early once `events_max` events are applied (the stored
+/// positions say where to go on from); `CatchUp::complete` says whether it
+/// reached the end or the cut.
 ///
 /// Reading and decoding run on their own thread, one batch ahead of
 /// applying, so that waiting for the log, decoding and applying overlap.
@@ -173,6 +185,7 @@ pub fn catch_up_until<L: EventLog + ?Sized, H: Handler>(
     handler: &mut H,
     batch_max: usize,
     until: &Until,
+    events_max: u64,
     mut progress: impl FnMut(u64),
 ) -> Result<CatchUp, ConsumeError<H::Error>> {
     let partitions = log.partitions(topic).map_err(ConsumeError::Log)?;
@@ -210,10 +223,15 @@ pub fn catch_up_until<L: EventLog + ?Sized, H: Handler>(
         });
         for batch in rx {
             if cut.len() as u32 >= partitions {
+                stats.complete = true;
+                break;
+            }
+            if stats.events >= events_max {
                 break;
             }
             let mut items = batch.map_err(ConsumeError::Log)?;
             if items.is_empty() {
+                stats.complete = true;
                 break;
             }
             if *until != Until::End {

@@ -151,6 +151,11 @@ fn broker_err(settings: &KafkaSettings, what: &str, e: impl std::fmt::Display) -
 }
 
 impl KafkaLog {
+    /// The settings this log was opened with.
+    pub fn settings(&self) -> &KafkaSettings {
+        &self.settings
+    }
+
     /// Connects, creates missing topics and checks their partition counts.
     pub fn open(settings: KafkaSettings) -> Result<KafkaLog, LogError> {
         let producer: ThreadedProducer<Deliveries> = ClientConfig::new()

@@ -305,9 +305,18 @@ impl Projector {
         log: &L,
         until: &Until,
         batch_max: usize,
+        events_max: u64,
         progress: impl FnMut(u64),
     ) -> Result<CatchUp, ConsumeError<ProjectorError>> {
-        catch_up_until(log, Topic::Events, self, batch_max, until, progress)
+        catch_up_until(
+            log,
+            Topic::Events,
+            self,
+            batch_max,
+            until,
+            events_max,
+            progress,
+        )
     }
 
     /// This store's identity, created once: names its consumer group on

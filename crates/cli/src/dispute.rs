@@ -257,6 +257,42 @@ fn fee_rule_of(e: &LoggedEvent) -> Result<Option<FeeRuleApplied>> {
     })
 }
 
+/// Reads the records at `positions` from the log, in runs: one read per
+/// stretch of nearby offsets rather than one per record.
+fn events_at(
+    log: &dyn EventLog,
+    positions: &[Position],
+) -> Result<std::collections::HashMap<Position, clearing_log::Delivered>> {
+    const RUN: usize = 4096;
+    let mut by_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for p in positions {
+        by_partition.entry(p.partition).or_default().push(p.offset);
+    }
+    let mut out = std::collections::HashMap::new();
+    for (partition, mut offsets) in by_partition {
+        offsets.sort_unstable();
+        offsets.dedup();
+        let mut i = 0;
+        while i < offsets.len() {
+            let read = log
+                .read(Topic::Events, partition, offsets[i], RUN)
+                .with_context(|| format!("reading from {partition}:{}", offsets[i]))?;
+            let Some(last) = read.last().map(|r| r.position.offset) else {
+                break;
+            };
+            for r in read {
+                if offsets[i..].binary_search(&r.position.offset).is_ok() {
+                    out.insert(r.position, r);
+                }
+            }
+            while i < offsets.len() && offsets[i] <= last {
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Reads the event at `position` from the log, with the registry as it
 /// stood when it was recorded.
 pub fn logged(p: &Projector, log: &dyn EventLog, position: &str) -> Result<LoggedEvent> {
@@ -615,46 +651,53 @@ pub fn hledger_journal(
         log.describe()
     )?;
     writeln!(out, "commodity 1,000.00 CNY\n")?;
-    let entries = p.txns_on(date)?;
+    let entries: Vec<TxnEntry> = p
+        .txns_on(date)?
+        .into_iter()
+        .filter(|t| t.settlement.is_some())
+        .collect();
+    let positions = entries
+        .iter()
+        .map(|t| t.position.parse::<Position>().map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
     let mut written = 0;
-    for t in entries.iter().filter(|t| t.settlement.is_some()) {
-        let pos: Position = t.position.parse().map_err(anyhow::Error::msg)?;
-        let read = log
-            .read(Topic::Events, pos.partition, pos.offset, 1)
-            .with_context(|| format!("reading the event at {pos}"))?;
-        let record = read
-            .into_iter()
-            .find(|r| r.position == pos)
-            .with_context(|| format!("{} holds no event at {pos}", log.describe()))?;
-        let event = Event::decode(&record.payload)?;
-        let EventBody::TransactionRecorded(txn) = event.body else {
-            bail!("the event at {pos} is not a transaction");
-        };
-        if txn.entry.is_empty() {
-            continue;
-        }
-        writeln!(
-            out,
-            "{date} * {} {} {}  ; position:{pos}, merchant:{}, rrn:{}",
-            txn.txn_type.as_str(),
-            txn.txn_id,
-            txn.merchant_id,
-            txn.merchant_id,
-            txn.rrn
-        )?;
-        for posting in &txn.entry.postings {
-            writeln!(out, "    {:<60}  {} CNY", posting.account, posting.amount)?;
-        }
-        for posting in &txn.entry.sub_ledger {
+    // A window of records at a time: a day can hold millions.
+    for window in positions.chunks(16_384) {
+        let mut records = events_at(log, window)?;
+        for &pos in window {
+            let record = records
+                .remove(&pos)
+                .with_context(|| format!("{} holds no event at {pos}", log.describe()))?;
+            let event = Event::decode(&record.payload)?;
+            let EventBody::TransactionRecorded(txn) = event.body else {
+                bail!("the event at {pos} is not a transaction");
+            };
+            if txn.entry.is_empty() {
+                continue;
+            }
             writeln!(
                 out,
-                "    {:<60}  {} CNY",
-                format!("[{}]", posting.account),
-                posting.amount
+                "{date} * {} {} {}  ; position:{pos}, merchant:{}, rrn:{}",
+                txn.txn_type.as_str(),
+                txn.txn_id,
+                txn.merchant_id,
+                txn.merchant_id,
+                txn.rrn
             )?;
+            for posting in &txn.entry.postings {
+                writeln!(out, "    {:<60}  {} CNY", posting.account, posting.amount)?;
+            }
+            for posting in &txn.entry.sub_ledger {
+                writeln!(
+                    out,
+                    "    {:<60}  {} CNY",
+                    format!("[{}]", posting.account),
+                    posting.amount
+                )?;
+            }
+            writeln!(out)?;
+            written += 1;
         }
-        writeln!(out)?;
-        written += 1;
     }
     Ok(written)
 }

@@ -542,9 +542,9 @@ impl Projector {
         self.segments(&format!("txn/{date}/"))
     }
 
-    /// The records of one business date that belong to `merchant_id` (its
-    /// own, or moving money in its settlement row: the same thing today),
-    /// in log order.
+    /// The records of one business date that belong to `merchant_id`: its
+    /// own, and any moving money in its settlement row (a void naming its
+    /// sale under another merchant id), in log order.
     pub fn merchant_txns_on(
         &self,
         date: NaiveDate,
@@ -553,6 +553,9 @@ impl Projector {
         let quoted = serde_json::to_string(merchant_id).expect("strings serialise");
         self.matching_txns(&format!("txn/{date}/"), &quoted, |t| {
             t.merchant_id == merchant_id
+                || t.settlement
+                    .as_ref()
+                    .is_some_and(|r| r.merchant_id == merchant_id)
         })
     }
 

@@ -39,6 +39,22 @@ fn settlement(dir: &Path, date: &str) -> Value {
     )
 }
 
+fn statement(dir: &Path, merchant: &str, date: &str, as_of: Option<&str>) -> Value {
+    let mut args = vec![
+        "merchant",
+        "statement",
+        merchant,
+        "--date",
+        date,
+        "--format",
+        "json",
+    ];
+    if let Some(t) = as_of {
+        args.extend(["--as-of", t]);
+    }
+    json(dir, &args)
+}
+
 fn digest(dir: &Path) -> Value {
     json(dir, &["digest", "--format", "json"])
 }
@@ -182,28 +198,8 @@ fn replay_to_the_end_equals_the_live_digest_after_a_randomized_history_with_rest
     ));
     let input = gen.join("input");
     let live = work.path().join("live");
+    load_reference(&live, &input);
     let p = |n: &str| s(&input.join(n));
-    ok(clearing(
-        &live,
-        &[
-            "fees",
-            "load",
-            &p("fees.toml"),
-            "--holidays",
-            &p("holidays.txt"),
-        ],
-    ));
-    ok(clearing(
-        &live,
-        &[
-            "registry",
-            "load",
-            "--merchants",
-            &p("merchants.jsonl"),
-            "--intermediaries",
-            &p("intermediaries.jsonl"),
-        ],
-    ));
     // the day in random pieces, each ingested by its own process, with
     // projections brought up (or not) in between, and a state taken at a
     // random moment
@@ -285,21 +281,7 @@ fn statements_as_of_before_and_after_a_refund() {
     std::fs::write(&b, refund.join("\n") + "\n").unwrap();
     let live = loaded();
     ok(clearing(live.path(), &["ingest", &s(&a)]));
-    let statement = |as_of: Option<&str>| {
-        let mut args = vec![
-            "merchant",
-            "statement",
-            "822584053110001",
-            "--date",
-            "2026-11-20",
-            "--format",
-            "json",
-        ];
-        if let Some(t) = as_of {
-            args.extend(["--as-of", t]);
-        }
-        json(live.path(), &args)
-    };
+    let statement = |as_of| statement(live.path(), "822584053110001", "2026-11-20", as_of);
     let then = statement(None);
     let last = then["lines"].as_array().unwrap().last().unwrap().clone();
     let t = last["recorded_at"].as_str().unwrap().to_string();
@@ -340,18 +322,7 @@ fn statements_as_of_before_and_after_a_refund() {
     // and the as-of statement is the statement of a replay to that moment
     let r = work.path().join("replay");
     replay(live.path(), &t, &r);
-    let replayed = json(
-        &r,
-        &[
-            "merchant",
-            "statement",
-            "822584053110001",
-            "--date",
-            "2026-11-20",
-            "--format",
-            "json",
-        ],
-    );
+    let replayed = crate::statement(&r, "822584053110001", "2026-11-20", None);
     assert_eq!(replayed["rows"], before["rows"]);
     assert_eq!(replayed["lines"], before["lines"]);
 }
@@ -476,18 +447,7 @@ fn a_dispute_bundle_round_trips_and_proves_the_state_it_came_from() {
         content["transactions"],
         story(dir.path(), "432100000007")["transactions"]
     );
-    let statement = json(
-        dir.path(),
-        &[
-            "merchant",
-            "statement",
-            "822584053110001",
-            "--date",
-            "2026-11-20",
-            "--format",
-            "json",
-        ],
-    );
+    let statement = statement(dir.path(), "822584053110001", "2026-11-20", None);
     assert_eq!(content["statements"][0], statement);
     // every event in it is an event this build reads, as recorded
     for e in content["transactions"][0]["events"].as_array().unwrap() {

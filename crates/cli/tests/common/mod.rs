@@ -70,11 +70,12 @@ pub fn expected(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
 }
 
-pub fn loaded() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let p = |n: &str| fixture(n).display().to_string();
+/// Records the fee schedule, calendar and registry found in `input`
+/// (`fees.toml`, `holidays.txt`, `merchants.jsonl`, `intermediaries.jsonl`).
+pub fn load_reference(dir: &Path, input: &Path) {
+    let p = |n: &str| input.join(n).display().to_string();
     ok(clearing(
-        dir.path(),
+        dir,
         &[
             "fees",
             "load",
@@ -84,7 +85,7 @@ pub fn loaded() -> tempfile::TempDir {
         ],
     ));
     ok(clearing(
-        dir.path(),
+        dir,
         &[
             "registry",
             "load",
@@ -94,6 +95,11 @@ pub fn loaded() -> tempfile::TempDir {
             &p("intermediaries.jsonl"),
         ],
     ));
+}
+
+pub fn loaded() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    load_reference(dir.path(), &fixture(""));
     dir
 }
 

@@ -229,7 +229,7 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
     drop(wm);
 
     if args.replay_only {
-        return replay_only(&log, &dir_a, &root, day.lines, ingest_s, args.format, out);
+        return replay_only(log, &dir_a, &root, day.lines, ingest_s, args.format, out);
     }
 
     eprintln!("bench: project");
@@ -241,13 +241,6 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
     drop(p);
 
     let (decoded, decode_only_s) = decode_only(&log)?;
-    let replay = replay_child(&log, &dir_a, &root.join("replay"))?;
-    anyhow::ensure!(
-        replay.events == stats.events,
-        "the replay applied {} events, the projector {}",
-        replay.events,
-        stats.events
-    );
 
     let raw = log.raw_consume()?;
     if let Some((messages, _)) = raw {
@@ -261,7 +254,22 @@ fn run_on<L: BenchLog>(cfg: &Config, args: BenchArgs, out: &mut impl Write) -> R
     let recon = bench_recon(&log, &dir_a, &input, params.business_date, args.seed)?;
 
     let described = log.describe();
+    let replay_args = log.global_args(&dir_a);
+    // Everything on the log by now: the projected events and what the
+    // reconciliation recorded.
+    let log_end: Option<u64> = log
+        .end_offsets(Topic::Events)?
+        .map(|ends| ends.values().sum());
+    // The embedded log is locked while open: the replay opens it itself.
     drop(log);
+    let replay = replay_child(replay_args, &root.join("replay"))?;
+    if let Some(end) = log_end {
+        anyhow::ensure!(
+            replay.events == end,
+            "the replay applied {} events, the log holds {end}",
+            replay.events
+        );
+    }
 
     // Pipelined, in data dir B.
     eprintln!("bench: pipelined ingest with the projector following");
@@ -433,14 +441,14 @@ struct ReplayFigures {
     peak_rss_mib: f64,
 }
 
-/// Runs `clearing replay --until end` on the stage's log as a child
-/// process, and measures its wall time and peak memory.
-fn replay_child<L: BenchLog>(log: &L, dir: &Path, into: &Path) -> Result<ReplayFigures> {
+/// Runs `clearing replay --until end` (with the global options `args`) as
+/// a child process, and measures its wall time and peak memory.
+fn replay_child(args: Vec<String>, into: &Path) -> Result<ReplayFigures> {
     eprintln!("bench: replay into a fresh dir (own process)");
     let exe = std::env::current_exe().context("finding the clearing binary")?;
     let t = Instant::now();
     let out = std::process::Command::new(exe)
-        .args(log.global_args(dir))
+        .args(args)
         .args(["replay", "--until", "end", "--into"])
         .arg(into)
         .args(["--format", "json"])
@@ -479,7 +487,7 @@ struct ReplayOnlyFigures {
 }
 
 fn replay_only<L: BenchLog>(
-    log: &L,
+    log: L,
     dir: &Path,
     root: &Path,
     lines: u64,
@@ -487,12 +495,15 @@ fn replay_only<L: BenchLog>(
     format: Format,
     out: &mut impl Write,
 ) -> Result<()> {
-    let (decoded, decode_only_s) = decode_only(log)?;
-    let replay = replay_child(log, dir, &root.join("replay"))?;
+    let (decoded, decode_only_s) = decode_only(&log)?;
+    let described = log.describe();
+    let args = log.global_args(dir);
+    drop(log);
+    let replay = replay_child(args, &root.join("replay"))?;
     let decode_rate = rate(decoded, decode_only_s);
     let replay_rate = rate(replay.events, replay.secs);
     let fig = ReplayOnlyFigures {
-        log: log.describe(),
+        log: described,
         txns: lines,
         events: replay.events,
         ingest_s,

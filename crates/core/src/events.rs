@@ -367,6 +367,10 @@ impl Event {
 ///   type, amount, fee and `original`, and is recomputed the same way);
 /// - later builds wrote `settlement` as the row itself: version 2's shape.
 fn upcast_txn_v1(json: &str) -> Result<TxnRecorded, String> {
+    // The later shape is version 2's: read it as such when it is one.
+    if let Ok(t) = serde_json::from_str::<TxnRecorded>(json) {
+        return Ok(t);
+    }
     let mut v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
     if let Some(settlement) = v.get_mut("settlement") {
         if let Some(row) = settlement.get("row").cloned() {

@@ -11,7 +11,8 @@
 //! | `pos/` | partition (u32 BE) | next offset to read (u64 BE) |
 //! | `hw` | — | highest event `seq` applied per key (redelivery guard) |
 //! | `row/` | `DATE/MERCHANT\0CLEARING\0INTERMEDIARY\0PAYOUT` | settlement row totals |
-//! | `txn/` | `DATE/` + batch's first position | transaction index: the records of that date in that batch (LZ4 JSON) |
+//! | `txn/` | `DATE/` + batch's first position | transaction index: the records of that date in that batch (LZ4 postcard) |
+//! | `rk/` | `DATE/` + batch's first position | reconciliation index: what a run needs of those records (LZ4 postcard) |
 //! | `risk/` | `DATE/` + batch's first position | flagged records of that date in that batch (LZ4 JSON) |
 //! | `merchant/` | `MERCHANT\0VERSION (u32 BE)` | registry entry with its position |
 //! | `intermediary/` | `ID\0VERSION (u32 BE)` | intermediary with its position |
@@ -58,7 +59,8 @@ pub enum ProjectorError {
 /// of MiB.
 pub const PROJECT_BATCH_MAX: usize = 32_768;
 
-/// What the transaction index keeps of one accepted record.
+/// What the transaction index keeps of one accepted record (postcard:
+/// every field is written, in order).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxnEntry {
     /// `PARTITION:OFFSET` of the event.
@@ -75,17 +77,17 @@ pub struct TxnEntry {
     pub amount: Fen,
     pub fee: Fen,
     pub business_date: NaiveDate,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub payout_date: Option<NaiveDate>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub original_txn_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub decline_code: Option<String>,
     /// The settlement row it changes, when it moves money.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub settlement: Option<RowKey>,
     /// What an approved void or reversal cancelled of its sale.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub original: Option<OriginalSale>,
 }
 
@@ -145,7 +147,8 @@ const POS: &[u8] = b"pos/";
 /// 2: the reconciliation index (`rk/`) and runs (`recon/`).
 /// 3: the transaction index carries each record's settlement row, its
 /// sale's amounts (voids, reversals) and decline code.
-const FORMAT: u32 = 3;
+/// 4: the transaction index is postcard, not JSON.
+const FORMAT: u32 = 4;
 const FORMAT_KEY: &[u8] = b"format";
 const HW: &[u8] = b"hw";
 
@@ -201,6 +204,22 @@ fn put_segments<T: Serialize>(
         batch.insert(
             segment_key(prefix, *date, first),
             lz4_flex::compress_prepend_size(&json),
+        );
+    }
+}
+
+/// As `put_segments`, in postcard: the indexes read in bulk (`txn/`, `rk/`).
+fn put_postcard_segments<T: Serialize>(
+    batch: &mut sled::Batch,
+    prefix: &str,
+    first: Position,
+    by_date: &BTreeMap<NaiveDate, Vec<T>>,
+) {
+    for (date, entries) in by_date {
+        let bytes = postcard::to_stdvec(entries).expect("index entries serialise");
+        batch.insert(
+            segment_key(prefix, *date, first),
+            lz4_flex::compress_prepend_size(&bytes),
         );
     }
 }
@@ -520,10 +539,19 @@ impl Projector {
         Ok(decoded.into_iter().flatten().collect())
     }
 
+    /// The records of an LZ4 postcard segment (`txn/`, `rk/`).
+    fn postcard_segment<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        v: &[u8],
+    ) -> Result<Vec<T>, ProjectorError> {
+        let plain = lz4_flex::decompress_size_prepended(v)
+            .map_err(|e| self.corrupt(format!("{what}: {e}")))?;
+        postcard::from_bytes(&plain).map_err(|e| self.corrupt(format!("{what}: {e}")))
+    }
+
     fn recon_segment(&self, v: &[u8]) -> Result<Vec<ReconEntry>, ProjectorError> {
-        let plain =
-            lz4_flex::decompress_size_prepended(v).map_err(|e| self.corrupt(format!("rk: {e}")))?;
-        postcard::from_bytes(&plain).map_err(|e| self.corrupt(format!("rk: {e}")))
+        self.postcard_segment("rk", v)
     }
 
     /// What reconciliation needs of every accepted record of a business
@@ -539,7 +567,7 @@ impl Projector {
 
     /// The accepted records of one business date, in log order.
     pub fn txns_on(&self, date: NaiveDate) -> Result<Vec<TxnEntry>, ProjectorError> {
-        self.segments(&format!("txn/{date}/"))
+        self.matching_txns(&format!("txn/{date}/"), "", |_| true)
     }
 
     /// The records of one business date that belong to `merchant_id`: its
@@ -550,8 +578,7 @@ impl Projector {
         date: NaiveDate,
         merchant_id: &str,
     ) -> Result<Vec<TxnEntry>, ProjectorError> {
-        let quoted = serde_json::to_string(merchant_id).expect("strings serialise");
-        self.matching_txns(&format!("txn/{date}/"), &quoted, |t| {
+        self.matching_txns(&format!("txn/{date}/"), merchant_id, |t| {
             t.merchant_id == merchant_id
                 || t.settlement
                     .as_ref()
@@ -564,14 +591,13 @@ impl Projector {
     /// that parses only the segments containing `id`: for look-ups by
     /// people, not for hot paths.
     pub fn find_txns(&self, id: &str) -> Result<Vec<TxnEntry>, ProjectorError> {
-        let quoted = serde_json::to_string(id).expect("strings serialise");
-        self.matching_txns("txn/", &quoted, |t| {
+        self.matching_txns("txn/", id, |t| {
             t.txn_id == id || t.rrn == id || t.original_txn_id.as_deref() == Some(id)
         })
     }
 
-    /// The records under `prefix` that `keep` accepts, parsing only the
-    /// segments whose bytes contain `needle`.
+    /// The records under `prefix` that `keep` accepts, decoding only the
+    /// segments whose bytes contain `needle` (all of them when it is empty).
     fn matching_txns(
         &self,
         prefix: &str,
@@ -582,11 +608,11 @@ impl Projector {
         let decoded = self.decoded_segments(prefix, |v| {
             let plain = lz4_flex::decompress_size_prepended(v)
                 .map_err(|e| self.corrupt(format!("txn: {e}")))?;
-            if finder.find(&plain).is_none() {
+            if !needle.is_empty() && finder.find(&plain).is_none() {
                 return Ok(Vec::new());
             }
             let items: Vec<TxnEntry> =
-                serde_json::from_slice(&plain).map_err(|e| self.corrupt(format!("txn: {e}")))?;
+                postcard::from_bytes(&plain).map_err(|e| self.corrupt(format!("txn: {e}")))?;
             Ok(items.into_iter().filter(|t| keep(t)).collect())
         })?;
         Ok(decoded.into_iter().flatten().collect())
@@ -638,13 +664,10 @@ impl Projector {
             if k.starts_with(POS) {
                 continue;
             }
-            let batch_prefix = [&b"txn/"[..], b"risk/"]
-                .into_iter()
-                .find(|p| k.starts_with(p));
-            match batch_prefix {
-                Some(p) => {
-                    // `PREFIX/DATE/` is 11 bytes after the prefix.
-                    let date_part = &k[..p.len() + 11];
+            match k {
+                _ if k.starts_with(b"risk/") => {
+                    // `risk/DATE/` is 5 + 11 bytes.
+                    let date_part = &k[..16];
                     // Each record as stored: the same struct serialised
                     // by the same code, so equal records are equal bytes.
                     let plain = lz4_flex::decompress_size_prepended(&v)
@@ -656,7 +679,7 @@ impl Projector {
                         put(date_part, item.get().as_bytes());
                     }
                 }
-                None if k.starts_with(b"rk/") => {
+                _ if k.starts_with(b"rk/") => {
                     // `rk/DATE/` is 3 + 11 bytes.
                     let date_part = &k[..14];
                     for item in self.recon_segment(&v)? {
@@ -666,7 +689,17 @@ impl Projector {
                         );
                     }
                 }
-                None => put(&k, &v),
+                _ if k.starts_with(b"txn/") => {
+                    // `txn/DATE/` is 4 + 11 bytes.
+                    let date_part = &k[..15];
+                    for item in self.postcard_segment::<TxnEntry>("txn", &v)? {
+                        put(
+                            date_part,
+                            &postcard::to_stdvec(&item).expect("index entries serialise"),
+                        );
+                    }
+                }
+                _ => put(&k, &v),
             }
         }
         Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
@@ -883,15 +916,9 @@ impl Handler for Projector {
                 .batch
                 .insert(k, serde_json::to_vec(&row).expect("row serialises"));
         }
-        put_segments(&mut pending.batch, "txn", first, &pending.txns);
+        put_postcard_segments(&mut pending.batch, "txn", first, &pending.txns);
+        put_postcard_segments(&mut pending.batch, "rk", first, &pending.recon);
         put_segments(&mut pending.batch, "risk", first, &pending.risk);
-        for (date, entries) in &pending.recon {
-            let bytes = postcard::to_stdvec(entries).expect("recon entries serialise");
-            pending.batch.insert(
-                segment_key("rk", *date, first),
-                lz4_flex::compress_prepend_size(&bytes),
-            );
-        }
         if pending.high_water_changed {
             pending.batch.insert(
                 HW,

@@ -1041,6 +1041,15 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
                     dir.display(),
                     args.date
                 )?;
+                // a break the ledger holds a record of (not missing_in_ledger)
+                if let Some(b) = recon.breaks.iter().find(|b| b.txn_id.is_some()) {
+                    writeln!(
+                        out,
+                        "a break's whole story: clearing --data-dir {} txn show {}",
+                        dir.display(),
+                        b.key.rrn
+                    )?;
+                }
             }
         }
     }

@@ -59,6 +59,9 @@ pub const MARKER: &str = "replay.json";
 /// speed measured by `clearing bench`.
 pub const REPLAY_BATCH_MAX: usize = 8192;
 
+/// Stored bytes a replay's digest reads before the store is reopened.
+pub const DIGEST_LEG_BYTES: u64 = 128 << 20;
+
 /// Events applied before the store is closed and reopened (see `replay`).
 pub const REPLAY_LEG_EVENTS: u64 = 100_000;
 
@@ -257,9 +260,15 @@ pub fn replay(cfg: &Config, until_arg: &str, into: &Path, leg_events: u64) -> Re
         b.finish_and_clear();
     }
     tracing::info!(events, legs, "replayed");
+    let mut state = clearing_projector::DigestState::default();
+    while !state.done() {
+        let p = crate::app::retry_locked(|| Projector::open(into))
+            .context("opening the replay's projections")?;
+        p.digest_leg(&mut state, DIGEST_LEG_BYTES)?;
+    }
+    let digest = state.finish();
     let p = crate::app::retry_locked(|| Projector::open(into))
         .context("opening the replay's projections")?;
-    let digest = p.digest()?;
     let positions = p.stored_positions().clone();
     let source_log = match &cfg.kafka {
         Some(k) => SourceLog::Kafka {

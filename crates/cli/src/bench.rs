@@ -447,28 +447,42 @@ fn replay_child(args: Vec<String>, into: &Path) -> Result<ReplayFigures> {
     eprintln!("bench: replay into a fresh dir (own process)");
     let exe = std::env::current_exe().context("finding the clearing binary")?;
     let t = Instant::now();
-    let out = std::process::Command::new(exe)
+    let mut child = std::process::Command::new(exe)
         .args(args)
         .args(["replay", "--until", "end", "--into"])
         .arg(into)
         .args(["--format", "json"])
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
-        .output()
+        .spawn()
         .context("running clearing replay")?;
-    let secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(out.status.success(), "clearing replay failed");
-    // The peak of the largest child waited for: the replay is the only one.
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
-        u
+    // The child's own peak (VmHWM of its process image), sampled while it
+    // runs: getrusage's figure for children would count the pages of this
+    // process, which the child shares until it execs.
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     };
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(status.success(), "clearing replay failed");
     let marker = crate::replay::marker(into)?.context("the replay left no marker")?;
     Ok(ReplayFigures {
         events: marker.events,
         secs,
-        peak_rss_mib: (usage.ru_maxrss as f64 / 1024.0 * 10.0).round() / 10.0,
+        peak_rss_mib: (peak_kib as f64 / 1024.0 * 10.0).round() / 10.0,
     })
 }
 

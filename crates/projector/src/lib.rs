@@ -190,33 +190,29 @@ fn segment_key(prefix: &str, date: NaiveDate, first: Position) -> Vec<u8> {
     ])
 }
 
+/// How a segment's records are encoded: postcard for the indexes read in
+/// bulk (`txn/`, `rk/`), JSON for the rest.
+#[derive(Clone, Copy)]
+enum Encoding {
+    Json,
+    Postcard,
+}
+
 /// Adds one segment per business date to a batch: the date's records of
-/// this batch, as LZ4-compressed JSON (sled rewrites whole tree nodes with
-/// their values, so bytes per value are what writing costs).
+/// this batch, encoded and LZ4-compressed (sled rewrites whole tree nodes
+/// with their values, so bytes per value are what writing costs).
 fn put_segments<T: Serialize>(
     batch: &mut sled::Batch,
     prefix: &str,
     first: Position,
     by_date: &BTreeMap<NaiveDate, Vec<T>>,
+    encoding: Encoding,
 ) {
     for (date, entries) in by_date {
-        let json = serde_json::to_vec(entries).expect("segments serialise");
-        batch.insert(
-            segment_key(prefix, *date, first),
-            lz4_flex::compress_prepend_size(&json),
-        );
-    }
-}
-
-/// As `put_segments`, in postcard: the indexes read in bulk (`txn/`, `rk/`).
-fn put_postcard_segments<T: Serialize>(
-    batch: &mut sled::Batch,
-    prefix: &str,
-    first: Position,
-    by_date: &BTreeMap<NaiveDate, Vec<T>>,
-) {
-    for (date, entries) in by_date {
-        let bytes = postcard::to_stdvec(entries).expect("index entries serialise");
+        let bytes = match encoding {
+            Encoding::Json => serde_json::to_vec(entries).expect("segments serialise"),
+            Encoding::Postcard => postcard::to_stdvec(entries).expect("segments serialise"),
+        };
         batch.insert(
             segment_key(prefix, *date, first),
             lz4_flex::compress_prepend_size(&bytes),
@@ -503,14 +499,23 @@ impl Projector {
             .collect()
     }
 
+    /// The records of a stored segment, as `put_segments` encoded them.
     fn segment<T: serde::de::DeserializeOwned>(
         &self,
         what: &str,
         v: &[u8],
+        encoding: Encoding,
     ) -> Result<Vec<T>, ProjectorError> {
         let plain = lz4_flex::decompress_size_prepended(v)
             .map_err(|e| self.corrupt(format!("{what}: {e}")))?;
-        serde_json::from_slice(&plain).map_err(|e| self.corrupt(format!("{what}: {e}")))
+        match encoding {
+            Encoding::Json => {
+                serde_json::from_slice(&plain).map_err(|e| self.corrupt(format!("{what}: {e}")))
+            }
+            Encoding::Postcard => {
+                postcard::from_bytes(&plain).map_err(|e| self.corrupt(format!("{what}: {e}")))
+            }
+        }
     }
 
     /// Every segment under `prefix`, in key (log) order, each decoded by
@@ -535,23 +540,13 @@ impl Projector {
         &self,
         prefix: &str,
     ) -> Result<Vec<T>, ProjectorError> {
-        let decoded = self.decoded_segments(prefix, |v| self.segment::<T>(prefix, v))?;
+        let decoded =
+            self.decoded_segments(prefix, |v| self.segment::<T>(prefix, v, Encoding::Json))?;
         Ok(decoded.into_iter().flatten().collect())
     }
 
-    /// The records of an LZ4 postcard segment (`txn/`, `rk/`).
-    fn postcard_segment<T: serde::de::DeserializeOwned>(
-        &self,
-        what: &str,
-        v: &[u8],
-    ) -> Result<Vec<T>, ProjectorError> {
-        let plain = lz4_flex::decompress_size_prepended(v)
-            .map_err(|e| self.corrupt(format!("{what}: {e}")))?;
-        postcard::from_bytes(&plain).map_err(|e| self.corrupt(format!("{what}: {e}")))
-    }
-
     fn recon_segment(&self, v: &[u8]) -> Result<Vec<ReconEntry>, ProjectorError> {
-        self.postcard_segment("rk", v)
+        self.segment("rk", v, Encoding::Postcard)
     }
 
     /// What reconciliation needs of every accepted record of a business
@@ -1026,9 +1021,27 @@ impl Handler for Projector {
                 .batch
                 .insert(k, serde_json::to_vec(&row).expect("row serialises"));
         }
-        put_postcard_segments(&mut pending.batch, "txn", first, &pending.txns);
-        put_postcard_segments(&mut pending.batch, "rk", first, &pending.recon);
-        put_segments(&mut pending.batch, "risk", first, &pending.risk);
+        put_segments(
+            &mut pending.batch,
+            "txn",
+            first,
+            &pending.txns,
+            Encoding::Postcard,
+        );
+        put_segments(
+            &mut pending.batch,
+            "rk",
+            first,
+            &pending.recon,
+            Encoding::Postcard,
+        );
+        put_segments(
+            &mut pending.batch,
+            "risk",
+            first,
+            &pending.risk,
+            Encoding::Json,
+        );
         if pending.high_water_changed {
             pending.batch.insert(
                 HW,

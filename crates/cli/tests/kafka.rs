@@ -12,6 +12,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_clearing");
 
 use clearing_testkit::test_broker as broker;
 
+mod common;
+
 fn prefix(test: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -604,11 +606,7 @@ fn a_replay_from_kafka_has_the_live_digest_and_its_dir_shows_stories_read_from_t
     std::thread::sleep(std::time::Duration::from_millis(20));
     // a registry change recorded later
     let work = tempfile::tempdir().unwrap();
-    let merchants = std::fs::read_to_string(fixture("merchants.jsonl"))
-        .unwrap()
-        .replacen("\"fee_plan\": \"standard\"", "\"fee_plan\": \"exempt\"", 1);
-    let m = work.path().join("merchants.jsonl");
-    std::fs::write(&m, merchants).unwrap();
+    let m = common::merchants_moved_to_exempt(work.path());
     live.ok(&["registry", "load", "--merchants", &m.display().to_string()]);
     let end = live.json(&["digest", "--format", "json"]);
     assert_ne!(first["digest"], end["digest"]);

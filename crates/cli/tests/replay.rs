@@ -332,11 +332,7 @@ fn txn_show_by_rrn_tells_the_whole_story_with_the_registry_as_it_stood() {
     let dir = ingested();
     // a registry change after the day: merchant 001 moves to the exempt plan
     let work = tempfile::tempdir().unwrap();
-    let merchants = std::fs::read_to_string(fixture("merchants.jsonl"))
-        .unwrap()
-        .replacen("\"fee_plan\": \"standard\"", "\"fee_plan\": \"exempt\"", 1);
-    let m = work.path().join("merchants.jsonl");
-    std::fs::write(&m, merchants).unwrap();
+    let m = merchants_moved_to_exempt(work.path());
     ok(clearing(
         dir.path(),
         &["registry", "load", "--merchants", &s(&m)],

@@ -117,3 +117,14 @@ pub fn ingested() -> tempfile::TempDir {
     assert_eq!(summary, expected("expected_ingest.json"));
     dir
 }
+
+/// The fixture's merchants file with the first merchant (822584053110001)
+/// moved from the standard to the exempt fee plan, written into `dir`.
+pub fn merchants_moved_to_exempt(dir: &Path) -> std::path::PathBuf {
+    let merchants = std::fs::read_to_string(fixture("merchants.jsonl"))
+        .unwrap()
+        .replacen("\"fee_plan\": \"standard\"", "\"fee_plan\": \"exempt\"", 1);
+    let m = dir.join("merchants.jsonl");
+    std::fs::write(&m, merchants).unwrap();
+    m
+}

@@ -951,13 +951,7 @@ fn demo(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut impl Write) -> 
     let s = settlement(&p, args.date)?;
     let r = risk_of(&p, &s)?;
     // The channel's clearing file for the day, with breaks injected.
-    let cutoff = wm
-        .reference
-        .fees
-        .as_ref()
-        .context("no fee schedule")?
-        .schedule
-        .cutoff;
+    let cutoff = wm.reference.cutoff().context("no fee schedule")?;
     let ledger = clearing_recon::ledger_side(p.recon_entries(args.date)?, cutoff);
     let channel_path = input.join(format!("channel-{}.csv", args.date));
     let (channel_lines, injected) =

@@ -558,13 +558,7 @@ fn bench_recon<L: EventLog>(
 ) -> Result<ReconFigures> {
     let mut wm = WriteModel::open(dir)?;
     wm.catch_up(log).context("catching up the write model")?;
-    let cutoff = wm
-        .reference
-        .fees
-        .as_ref()
-        .context("no fee schedule")?
-        .schedule
-        .cutoff;
+    let cutoff = wm.reference.cutoff().context("no fee schedule")?;
     let mut p = Projector::open(dir)?;
     p.catch_up(log, |_| {}).context("projecting")?;
     let t = Instant::now();

@@ -38,6 +38,19 @@ pub struct LoggedEvent {
     pub intermediary: Option<Snapshot<Intermediary>>,
     /// The whole event, byte for byte as the log holds it.
     pub event: Box<RawValue>,
+    /// `event`, decoded when it was read.
+    #[serde(skip)]
+    decoded: Option<Event>,
+}
+
+impl LoggedEvent {
+    /// The transaction the event records, when it records one.
+    pub fn txn(&self) -> Option<&clearing_core::events::TxnRecorded> {
+        match &self.decoded.as_ref()?.body {
+            EventBody::TransactionRecorded(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 /// A registry entry version, with the event that recorded it.
@@ -156,7 +169,7 @@ fn story(p: &Projector, log: &dyn EventLog, root: &str, records: Vec<TxnEntry>) 
     for t in &records {
         let e = logged(p, log, &t.position)?;
         if t.txn_id == sale.txn_id {
-            fee_rule = fee_rule_of(&e)?;
+            fee_rule = e.txn().and_then(|t| t.fee_rule.clone());
         }
         events.push(e);
     }
@@ -249,14 +262,6 @@ fn sum(mut fens: impl Iterator<Item = Fen>) -> Result<Fen> {
         .context("sum overflows")
 }
 
-fn fee_rule_of(e: &LoggedEvent) -> Result<Option<FeeRuleApplied>> {
-    let event = Event::decode(e.event.get().as_bytes())?;
-    Ok(match event.body {
-        EventBody::TransactionRecorded(t) => t.fee_rule,
-        _ => None,
-    })
-}
-
 /// Reads the records at `positions` from the log, in runs: one read per
 /// stretch of nearby offsets rather than one per record.
 fn events_at(
@@ -293,17 +298,22 @@ fn events_at(
     Ok(out)
 }
 
+/// The record read at `pos`, out of what `events_at` read.
+fn take_record(
+    records: &mut std::collections::HashMap<Position, clearing_log::Delivered>,
+    pos: Position,
+    log: &dyn EventLog,
+) -> Result<clearing_log::Delivered> {
+    records
+        .remove(&pos)
+        .with_context(|| format!("{} holds no event at {pos}", log.describe()))
+}
+
 /// Reads the event at `position` from the log, with the registry as it
 /// stood when it was recorded.
 pub fn logged(p: &Projector, log: &dyn EventLog, position: &str) -> Result<LoggedEvent> {
     let pos: Position = position.parse().map_err(anyhow::Error::msg)?;
-    let read = log
-        .read(Topic::Events, pos.partition, pos.offset, 1)
-        .with_context(|| format!("reading the event at {pos} from {}", log.describe()))?;
-    let record = read
-        .into_iter()
-        .find(|r| r.position == pos)
-        .with_context(|| format!("{} holds no event at {pos}", log.describe()))?;
+    let record = take_record(&mut events_at(log, &[pos])?, pos, log)?;
     let event = Event::decode(&record.payload).with_context(|| format!("the event at {pos}"))?;
     let text = String::from_utf8(record.payload).context("an event that is not UTF-8")?;
     let (registry, intermediary) = match &event.merchant_id {
@@ -328,6 +338,7 @@ pub fn logged(p: &Projector, log: &dyn EventLog, position: &str) -> Result<Logge
         registry,
         intermediary,
         event: RawValue::from_string(text).context("an event that is not JSON")?,
+        decoded: Some(event),
     })
 }
 
@@ -386,15 +397,13 @@ fn recon_status(
     t: &TxnEntry,
     expected: bool,
 ) -> Result<(ReconStatus, Vec<LoggedEvent>)> {
-    let recon_type = match t.txn_type {
-        TxnType::Refund => ReconType::Refund,
-        _ => ReconType::Sale,
-    };
+    // (called for sales and refunds only)
+    let recon_type = ReconType::of(t.txn_type);
     let names = |f: &clearing_core::recon::Finding| {
         f.txn_id.as_deref() == Some(t.txn_id.as_str())
             || (f.key.terminal_id == t.terminal_id
                 && f.key.rrn == t.rrn
-                && f.key.txn_type == recon_type)
+                && Some(f.key.txn_type) == recon_type)
     };
     let status = |category: &str, run: Option<(NaiveDate, &str)>| ReconStatus {
         txn_id: t.txn_id.clone(),
@@ -606,13 +615,12 @@ pub fn dispute_bundle(
     let mut wanted: Vec<(String, NaiveDate)> = Vec::new();
     for s in &transactions {
         for e in &s.events {
-            let event = Event::decode(e.event.get().as_bytes())?;
-            if let EventBody::TransactionRecorded(t) = event.body {
+            if let Some(t) = e.txn() {
                 let merchant = t
                     .settlement
                     .as_ref()
                     .map(|r| r.merchant_id.clone())
-                    .unwrap_or(t.merchant_id.clone());
+                    .unwrap_or_else(|| t.merchant_id.clone());
                 if !wanted.contains(&(merchant.clone(), t.business_date)) {
                     wanted.push((merchant, t.business_date));
                 }
@@ -665,9 +673,7 @@ pub fn hledger_journal(
     for window in positions.chunks(16_384) {
         let mut records = events_at(log, window)?;
         for &pos in window {
-            let record = records
-                .remove(&pos)
-                .with_context(|| format!("{} holds no event at {pos}", log.describe()))?;
+            let record = take_record(&mut records, pos, log)?;
             let event = Event::decode(&record.payload)?;
             let EventBody::TransactionRecorded(txn) = event.body else {
                 bail!("the event at {pos} is not a transaction");

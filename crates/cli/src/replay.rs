@@ -234,10 +234,13 @@ pub fn replay(cfg: &Config, until_arg: &str, into: &Path, leg_events: u64) -> Re
     let mut legs = 0u64;
     let describe = log.describe();
     drop(log);
-    loop {
+    let open_projections = || {
+        crate::app::retry_locked(|| Projector::open(into))
+            .context("opening the replay's projections")
+    };
+    let positions = loop {
         let log = open_log(cfg)?;
-        let mut p = crate::app::retry_locked(|| Projector::open(into))
-            .context("opening the replay's projections")?;
+        let mut p = open_projections()?;
         let stats = p
             .catch_up_until(&*log, &until, batch_max, leg_events, |n| {
                 if let Some(b) = &bar {
@@ -250,26 +253,22 @@ pub fn replay(cfg: &Config, until_arg: &str, into: &Path, leg_events: u64) -> Re
         // the live one; dead-lettering them is the live ledger's business.
         let _ = p.take_undecodable();
         p.flush()?;
+        let positions = p.stored_positions().clone();
         drop((p, log));
         legs += 1;
         if stats.complete {
-            break;
+            break positions;
         }
-    }
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     tracing::info!(events, legs, "replayed");
     let mut state = clearing_projector::DigestState::default();
     while !state.done() {
-        let p = crate::app::retry_locked(|| Projector::open(into))
-            .context("opening the replay's projections")?;
-        p.digest_leg(&mut state, DIGEST_LEG_BYTES)?;
+        open_projections()?.digest_leg(&mut state, DIGEST_LEG_BYTES)?;
     }
     let digest = state.finish();
-    let p = crate::app::retry_locked(|| Projector::open(into))
-        .context("opening the replay's projections")?;
-    let positions = p.stored_positions().clone();
     let source_log = match &cfg.kafka {
         Some(k) => SourceLog::Kafka {
             brokers: k.brokers.clone(),
@@ -305,15 +304,15 @@ pub fn run(
     out: &mut impl Write,
 ) -> Result<()> {
     let r = replay(cfg, until, into, leg_events)?;
-    if format == Format::Json {
-        return crate::report::digest(&r.marker.digest, &r.positions, format, out);
+    // `--format json` output goes to stdout alone.
+    if format != Format::Json {
+        eprintln!(
+            "clearing: replayed {} events of {} until {} into {}",
+            r.marker.events,
+            r.marker.source,
+            r.marker.until,
+            into.display()
+        );
     }
-    eprintln!(
-        "clearing: replayed {} events of {} until {} into {}",
-        r.marker.events,
-        r.marker.source,
-        r.marker.until,
-        into.display()
-    );
     crate::report::digest(&r.marker.digest, &r.positions, format, out)
 }

@@ -516,27 +516,25 @@ pub fn stories(
                         .unwrap_or_default()
                 )?;
             }
-            if let Ok(event) = clearing_core::Event::decode(e.event.get().as_bytes()) {
-                if let clearing_core::EventBody::TransactionRecorded(t) = &event.body {
-                    if !t.flags.is_empty() {
-                        let flags: Vec<String> = t
-                            .flags
-                            .iter()
-                            .map(|f| serde_json::to_string(f).unwrap_or_default())
-                            .collect();
-                        writeln!(out, "               flags: {}", flags.join(", "))?;
-                    }
-                    for p in t.entry.postings.iter() {
-                        writeln!(out, "               {:<56} {:>14}", p.account, p.amount)?;
-                    }
-                    for p in t.entry.sub_ledger.iter() {
-                        writeln!(
-                            out,
-                            "               {:<56} {:>14}",
-                            format!("[{}]", p.account),
-                            p.amount
-                        )?;
-                    }
+            if let Some(t) = e.txn() {
+                if !t.flags.is_empty() {
+                    let flags: Vec<String> = t
+                        .flags
+                        .iter()
+                        .map(|f| serde_json::to_string(f).unwrap_or_default())
+                        .collect();
+                    writeln!(out, "               flags: {}", flags.join(", "))?;
+                }
+                for p in t.entry.postings.iter() {
+                    writeln!(out, "               {:<56} {:>14}", p.account, p.amount)?;
+                }
+                for p in t.entry.sub_ledger.iter() {
+                    writeln!(
+                        out,
+                        "               {:<56} {:>14}",
+                        format!("[{}]", p.account),
+                        p.amount
+                    )?;
                 }
             }
         }

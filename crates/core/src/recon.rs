@@ -14,6 +14,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::channel::TxnType;
 use crate::money::Fen;
 
 /// The eight categories, in SPEC order.
@@ -75,6 +76,16 @@ impl ReconType {
         match self {
             ReconType::Sale => "sale",
             ReconType::Refund => "refund",
+        }
+    }
+
+    /// The type a channel file gives a record: sales and refunds only
+    /// (voids and reversals cancel a sale and appear in no file).
+    pub fn of(txn_type: TxnType) -> Option<ReconType> {
+        match txn_type {
+            TxnType::Sale => Some(ReconType::Sale),
+            TxnType::Refund => Some(ReconType::Refund),
+            TxnType::Void | TxnType::Reversal => None,
         }
     }
 

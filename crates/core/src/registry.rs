@@ -75,6 +75,12 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// The business-day cutoff of the fee schedule in force, once one is
+    /// recorded.
+    pub fn cutoff(&self) -> Option<chrono::NaiveTime> {
+        self.fees.as_ref().map(|f| f.schedule.cutoff)
+    }
+
     pub fn merchant(&self, id: &str) -> Option<&Merchant> {
         self.merchants.get(id).map(|v| &v.value)
     }

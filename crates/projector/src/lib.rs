@@ -403,22 +403,6 @@ impl Projector {
         }
     }
 
-    /// Every reconciliation run recorded for `date`, in file digest order.
-    pub fn recon_runs(
-        &self,
-        date: NaiveDate,
-    ) -> Result<Vec<Recorded<ReconciliationRun>>, ProjectorError> {
-        let prefix = format!("recon/run/{date}/");
-        let mut out = Vec::new();
-        for kv in self.tree.scan_prefix(prefix.as_bytes()) {
-            let (k, _) = kv.map_err(|e| self.storage(e))?;
-            if let Some(r) = self.positioned(&k)? {
-                out.push(r);
-            }
-        }
-        Ok(out)
-    }
-
     /// Every version of a merchant's registry entry, oldest first.
     pub fn merchant_versions(
         &self,

@@ -88,11 +88,7 @@ pub fn ledger_side(segments: Vec<Vec<ReconEntry>>, cutoff: NaiveTime) -> Vec<Led
     }
     let mut out = Vec::with_capacity(segments.iter().map(Vec::len).sum());
     out.extend(segments.into_iter().flatten().filter_map(|e| {
-        let txn_type = match e.txn_type {
-            TxnType::Sale => ReconType::Sale,
-            TxnType::Refund => ReconType::Refund,
-            _ => return None,
-        };
+        let txn_type = ReconType::of(e.txn_type)?;
         let status = match (e.result, cancelled.get(e.txn_id.as_str())) {
             (TxnResult::Declined, _) => LedgerStatus::Declined,
             (TxnResult::Approved, Some(s)) => *s,
@@ -271,13 +267,7 @@ pub fn reconcile<L: EventLog + ?Sized, R: Read>(
     date: NaiveDate,
     recorded_at: &str,
 ) -> Result<Report, ReconError> {
-    let cutoff = wm
-        .reference
-        .fees
-        .as_ref()
-        .ok_or(ReconError::NoSchedule)?
-        .schedule
-        .cutoff;
+    let cutoff = wm.reference.cutoff().ok_or(ReconError::NoSchedule)?;
     let ledger = ledger_side(projector.recon_entries(date)?, cutoff);
     let carried = held_in(projector, date, cutoff)?;
     let carried_in = carried.len() as u64;

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
-use clearing_core::Fen;
+use clearing_app::core::Fen;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -355,7 +355,7 @@ fn write_transactions(
             if rng.gen_bool(0.5) {
                 full
             } else {
-                clearing_core::mask::mask_card(&full).into_owned()
+                clearing_app::core::mask::mask_card(&full).into_owned()
             }
         });
         let rrn = w.next_rrn();
@@ -496,13 +496,13 @@ pub struct ChannelFaults {
 /// send it: near-cutoff items are left for the next file, and when `faults`
 /// is set, about one line in 200 of each kind of break is injected.
 pub fn write_channel_file(
-    ledger: &[clearing_core::recon::LedgerItem],
+    ledger: &[clearing_app::core::recon::LedgerItem],
     date: chrono::NaiveDate,
     seed: u64,
     faults: bool,
     path: &std::path::Path,
 ) -> std::io::Result<(u64, ChannelFaults)> {
-    use clearing_core::recon::LedgerStatus;
+    use clearing_app::core::recon::LedgerStatus;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x636c_6561_72);
     let mut f = ChannelFaults::default();
     let mut w = csv::Writer::from_writer(std::io::BufWriter::with_capacity(
@@ -510,9 +510,9 @@ pub fn write_channel_file(
         std::fs::File::create(path)?,
     ));
     let mut lines = 0u64;
-    w.write_record(clearing_recon::reader::CSV_HEADER)?;
+    w.write_record(clearing_app::CSV_HEADER)?;
     let mut put = |w: &mut csv::Writer<_>,
-                   i: &clearing_core::recon::LedgerItem,
+                   i: &clearing_app::core::recon::LedgerItem,
                    amount: Fen,
                    fee: Fen|
      -> std::io::Result<()> {

@@ -1,18 +1,21 @@
 //! `clearing`: the clearing ledger's command line.
 //!
-//! Layout: `app` parses arguments and configuration and dispatches to one
-//! function per command; `report` formats reports (json, table, csv);
-//! `gen` generates the seeded demo day; `bench` measures the pipeline.
-//! `main` only turns the outcome into an exit status and a one-line reason.
+//! Layout: `args` is what clap parses; `commands` calls the application
+//! layer (`clearing_app`) for each command and hands the typed result to
+//! `render` (json, table, csv); `demo` runs the whole day on data from
+//! `gen`, the seeded generator; `bench` drives the benchmark. `main` only
+//! turns the outcome into an exit status and a one-line reason.
 
-mod app;
+mod args;
 mod bench;
-mod dispute;
+mod commands;
+mod demo;
 mod gen;
-mod replay;
-mod report;
+mod render;
 
 use std::process::ExitCode;
+
+use clap::Parser;
 
 // The ledger allocates many small strings and maps per record (JSON in,
 // JSON out); mimalloc makes that markedly cheaper than the system malloc.
@@ -37,5 +40,50 @@ fn main() -> ExitCode {
     // does with it.)
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    app::main()
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLEARING_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader closed our stdout (`| head`): stop quietly.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("clearing: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Help and version go to stdout as clap prints them; any other usage
+/// error is one line on stderr and exit status 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    // One line: clap's first line, without its "error: " prefix.
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    eprintln!("clearing: {}", first.trim_start_matches("error: "));
+    ExitCode::from(2)
 }

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use clearing_core::events::DecodeError;
-use clearing_core::Event;
-use clearing_log::{EventLog, LogError, Position, Topic};
+use clearing_core::{Cut, Event};
+use clearing_log::{EventLog, LogError, Position, Positions, Topic};
 
 /// Events read per batch. Large enough that per-batch costs (one atomic
 /// sled write, one log read) vanish; small enough to bound memory (a few
@@ -41,7 +41,7 @@ pub trait Handler {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// The next offset to read per partition (absent = 0).
-    fn positions(&self) -> BTreeMap<u32, u64>;
+    fn positions(&self) -> Positions;
 
     /// Applies a batch of one partition's consecutive records, and stores
     /// `next_offset` for that partition atomically with the derived state.
@@ -112,40 +112,18 @@ pub fn apply_batch<H: Handler>(handler: &mut H, items: Vec<Item>) -> Result<Catc
     Ok(stats)
 }
 
-/// How far to read: the end of the log, or a cut on every partition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Until {
-    /// Everything the log holds.
-    End,
-    /// Per partition, the records before this offset (a partition not
-    /// named contributes nothing).
-    Offsets(BTreeMap<u32, u64>),
-    /// Per partition, the records before the first event recorded after
-    /// this time. With one writer, recorded times rise along a partition,
-    /// so this is every event recorded up to and including the time.
-    RecordedBy(chrono::DateTime<chrono::FixedOffset>),
-}
-
-impl Until {
-    /// Whether `item` lies beyond the cut (it and everything after it on
-    /// its partition are left out).
-    fn beyond(&self, item: &Item) -> bool {
-        match self {
-            Until::End => false,
-            Until::Offsets(cut) => {
-                item.position.offset >= cut.get(&item.position.partition).copied().unwrap_or(0)
-            }
-            Until::RecordedBy(t) => match &item.event {
-                Ok(e) => chrono::DateTime::parse_from_rfc3339(&e.recorded_at)
-                    .map(|at| at > *t)
-                    // An event whose recorded time is unreadable is later
-                    // than any time: nothing after it can be placed.
-                    .unwrap_or(true),
-                // A message that is not an event has no time: it belongs to
-                // the prefix it sits in.
-                Err(_) => false,
-            },
-        }
+/// Whether `item` lies beyond the cut (it and everything after it on its
+/// partition are left out).
+fn beyond(cut: &Cut, item: &Item) -> bool {
+    match cut {
+        Cut::End => false,
+        Cut::Before(offsets) => item.position.offset >= offsets.next(item.position.partition),
+        Cut::RecordedBy(t) => match &item.event {
+            Ok(e) => e.recorded_at.at() > t.at(),
+            // A message that is not an event has no time: it belongs to
+            // the prefix it sits in.
+            Err(_) => false,
+        },
     }
 }
 
@@ -162,7 +140,7 @@ pub fn catch_up<L: EventLog + ?Sized, H: Handler>(
         topic,
         handler,
         batch_max,
-        &Until::End,
+        &Cut::End,
         u64::MAX,
         progress,
     )
@@ -184,7 +162,7 @@ pub fn catch_up_until<L: EventLog + ?Sized, H: Handler>(
     topic: Topic,
     handler: &mut H,
     batch_max: usize,
-    until: &Until,
+    until: &Cut,
     events_max: u64,
     mut progress: impl FnMut(u64),
 ) -> Result<CatchUp, ConsumeError<H::Error>> {
@@ -192,8 +170,8 @@ pub fn catch_up_until<L: EventLog + ?Sized, H: Handler>(
     let start = handler.positions();
     // Partitions whose cut has been reached: nothing more of them applies.
     let mut cut: std::collections::BTreeSet<u32> = match until {
-        Until::Offsets(offsets) => (0..partitions)
-            .filter(|p| start.get(p).copied().unwrap_or(0) >= offsets.get(p).copied().unwrap_or(0))
+        Cut::Before(offsets) => (0..partitions)
+            .filter(|p| start.next(*p) >= offsets.next(*p))
             .collect(),
         _ => Default::default(),
     };
@@ -207,7 +185,7 @@ pub fn catch_up_until<L: EventLog + ?Sized, H: Handler>(
                 let (batch, done) = match read {
                     Ok(records) => {
                         for r in &records {
-                            next.insert(r.position.partition, r.position.offset + 1);
+                            next.advance_past(r.position);
                         }
                         let done = records.is_empty();
                         (Ok(decode_all(records)), done)
@@ -234,12 +212,12 @@ pub fn catch_up_until<L: EventLog + ?Sized, H: Handler>(
                 stats.complete = true;
                 break;
             }
-            if *until != Until::End {
+            if *until != Cut::End {
                 items.retain(|item| {
                     if cut.contains(&item.position.partition) {
                         return false;
                     }
-                    if until.beyond(item) {
+                    if beyond(until, item) {
                         cut.insert(item.position.partition);
                         return false;
                     }

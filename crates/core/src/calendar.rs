@@ -94,13 +94,14 @@ pub fn is_near_cutoff_local(t: NaiveTime, cutoff: NaiveTime) -> bool {
     }
 }
 
-/// Settlement cycle of a merchant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SettlementCycle {
-    /// Paid on the first working day after the business date.
-    T1,
-    /// Paid on the business date itself, working day or not.
-    D0,
+crate::wire_enum! {
+    /// Settlement cycle of a merchant.
+    pub enum SettlementCycle {
+        /// Paid on the first working day after the business date.
+        T1 = "T1",
+        /// Paid on the business date itself, working day or not.
+        D0 = "D0",
+    }
 }
 
 /// Non-working days besides Saturdays and Sundays (`holidays.txt`).

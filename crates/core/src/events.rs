@@ -11,9 +11,12 @@ use serde_json::value::RawValue;
 use crate::channel::{Channel, TxnResult, TxnType};
 
 use crate::money::Fen;
+use crate::position::Position;
 use crate::postings::{Entry, Route};
-use crate::registry::{Intermediary, Merchant, Versioned, VersionedFees};
+use crate::recon::{ReconciliationBreak, ReconciliationRun};
+use crate::registry::{Intermediary, Merchant, RegistryChange, Versioned, VersionedFees};
 use crate::risk::RiskFlag;
+use crate::time::Timestamp;
 
 /// The key of reconciliation events: one key keeps a run's breaks and its
 /// summary in order on one partition.
@@ -31,6 +34,8 @@ pub const TXN_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
+    /// Deterministic, from what the event records (FORMATS.md): the same
+    /// record always gets the same id.
     pub event_id: String,
     /// Position of this event among the events of its key (1, 2, …),
     /// assigned by the single writer. Projections keep the highest applied
@@ -41,8 +46,8 @@ pub struct Event {
     /// reference data that belongs to no merchant (fee schedule,
     /// intermediaries).
     pub merchant_id: Option<String>,
-    pub occurred_at: String,
-    pub recorded_at: String,
+    pub occurred_at: Timestamp,
+    pub recorded_at: Timestamp,
     pub body: EventBody,
 }
 
@@ -59,9 +64,9 @@ pub enum EventBody {
     RecordRejected(RecordRejected),
     /// A reconciliation run's summary and held pool (recorded after its
     /// breaks).
-    ReconciliationRun(Box<crate::recon::ReconciliationRun>),
+    ReconciliationRun(Box<ReconciliationRun>),
     /// One break found by a reconciliation run.
-    ReconciliationBreak(Box<crate::recon::ReconciliationBreak>),
+    ReconciliationBreak(Box<ReconciliationBreak>),
 }
 
 /// The settlement row a record changes, and by how much. The producer
@@ -219,7 +224,7 @@ pub struct RecordRejected {
     pub line: u64,
     /// `PARTITION:OFFSET` when the source is a topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<String>,
+    pub position: Option<Position>,
     /// The input line as received, with card numbers masked.
     pub raw: String,
     pub reason: crate::ingest::Reason,
@@ -257,8 +262,8 @@ struct EnvelopeOut<'a, B: Serialize> {
     schema_version: u32,
     seq: u64,
     merchant_id: &'a Option<String>,
-    occurred_at: &'a str,
-    recorded_at: &'a str,
+    occurred_at: &'a Timestamp,
+    recorded_at: &'a Timestamp,
     body: &'a B,
 }
 
@@ -271,8 +276,8 @@ struct EnvelopeIn<'a> {
     #[serde(default)]
     seq: u64,
     merchant_id: Option<String>,
-    occurred_at: String,
-    recorded_at: String,
+    occurred_at: Timestamp,
+    recorded_at: Timestamp,
     #[serde(borrow)]
     body: &'a RawValue,
 }
@@ -292,7 +297,154 @@ pub enum DecodeError {
     },
 }
 
+/// The id of the event that records the accepted transaction `txn_id`.
+pub fn txn_event_id(txn_id: &str) -> String {
+    format!("txn:{txn_id}")
+}
+
+/// Constructors, one per kind of event: each builds the event's id and
+/// envelope the one way FORMATS.md describes. `seq` is 0 until the writer
+/// numbers the event within its key.
 impl Event {
+    fn new(
+        event_id: String,
+        merchant_id: Option<String>,
+        occurred_at: Timestamp,
+        recorded_at: &Timestamp,
+        body: EventBody,
+    ) -> Event {
+        Event {
+            event_id,
+            seq: 0,
+            merchant_id,
+            occurred_at,
+            recorded_at: recorded_at.clone(),
+            body,
+        }
+    }
+
+    /// `FeeScheduleLoaded`, id `fees:vN`.
+    pub fn fee_schedule_loaded(fees: VersionedFees, at: &Timestamp) -> Event {
+        Event::new(
+            format!("fees:v{}", fees.version),
+            None,
+            at.clone(),
+            at,
+            EventBody::FeeScheduleLoaded(fees),
+        )
+    }
+
+    /// A registry change, id `merchant:ID:vN` or `intermediary:ID:vN`.
+    pub fn registry_change(change: RegistryChange, at: &Timestamp) -> Event {
+        let merchant = |v: &Versioned<Merchant>| {
+            let id = v.value.merchant_id.clone();
+            (format!("merchant:{id}:v{}", v.version), Some(id))
+        };
+        let intermediary = |v: &Versioned<Intermediary>| {
+            let id = &v.value.intermediary_id;
+            (format!("intermediary:{id}:v{}", v.version), None)
+        };
+        let ((event_id, merchant_id), body) = match change {
+            RegistryChange::IntermediaryRegistered(v) => {
+                (intermediary(&v), EventBody::IntermediaryRegistered(v))
+            }
+            RegistryChange::IntermediaryUpdated(v) => {
+                (intermediary(&v), EventBody::IntermediaryUpdated(v))
+            }
+            RegistryChange::MerchantRegistered(v) => {
+                (merchant(&v), EventBody::MerchantRegistered(v))
+            }
+            RegistryChange::MerchantUpdated(v) => (merchant(&v), EventBody::MerchantUpdated(v)),
+        };
+        Event::new(event_id, merchant_id, at.clone(), at, body)
+    }
+
+    /// An accepted transaction record, id `txn:TXN_ID`, keyed by its merchant.
+    pub fn transaction(t: TxnRecorded, occurred_at: Timestamp, recorded_at: &Timestamp) -> Event {
+        Event::new(
+            txn_event_id(&t.txn_id),
+            Some(t.merchant_id.clone()),
+            occurred_at,
+            recorded_at,
+            EventBody::TransactionRecorded(Box::new(t)),
+        )
+    }
+
+    /// A dead letter of an input line (`raw` already masked), id
+    /// `rejected:HASH` of where and when it was rejected and what it said.
+    pub fn record_rejected(r: RecordRejected, recorded_at: &Timestamp) -> Event {
+        let id = crate::hex::sha256(
+            format!("{}\n{}\n{recorded_at}\n{}", r.source, r.line, r.raw).as_bytes(),
+        );
+        Event::new(
+            format!("rejected:{}", &id[..32]),
+            None,
+            recorded_at.clone(),
+            recorded_at,
+            EventBody::RecordRejected(r),
+        )
+    }
+
+    /// The dead letter of a message on `topic` at `position` that is not an
+    /// event (`raw` already masked), id `foreign:TOPIC:POSITION`: the same
+    /// for every reader that finds it.
+    pub fn foreign_rejected(
+        topic: &str,
+        position: Position,
+        raw: String,
+        detail: String,
+        recorded_at: &Timestamp,
+    ) -> Event {
+        Event::new(
+            format!("foreign:{topic}:{position}"),
+            None,
+            recorded_at.clone(),
+            recorded_at,
+            EventBody::RecordRejected(RecordRejected {
+                source: topic.to_string(),
+                line: position.offset,
+                position: Some(position),
+                raw,
+                reason: crate::ingest::Reason::InvalidEvent,
+                field: None,
+                detail,
+            }),
+        )
+    }
+
+    /// One break of a reconciliation run, id `recon:DATE:SHA16:break:I`.
+    pub fn reconciliation_break(b: ReconciliationBreak, at: &Timestamp) -> Event {
+        let id = format!(
+            "recon:{}:{}:break:{}",
+            b.business_date,
+            &b.file_sha256[..16.min(b.file_sha256.len())],
+            b.index
+        );
+        Event::new(
+            id,
+            None,
+            at.clone(),
+            at,
+            EventBody::ReconciliationBreak(Box::new(b)),
+        )
+    }
+
+    /// A reconciliation run's summary, id `recon:DATE:SHA16:run`.
+    pub fn reconciliation_run(r: ReconciliationRun, at: &Timestamp) -> Event {
+        let id = format!(
+            "recon:{}:{}:run",
+            r.business_date,
+            &r.file_sha256[..16.min(r.file_sha256.len())]
+        );
+        Event::new(
+            id,
+            None,
+            at.clone(),
+            at,
+            EventBody::ReconciliationRun(Box::new(r)),
+        )
+    }
+
     pub fn type_name(&self) -> &'static str {
         self.body.type_name()
     }

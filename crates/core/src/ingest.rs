@@ -6,9 +6,8 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
-use crate::calendar::{business_date, parse_timestamp};
+use crate::calendar::business_date;
 use crate::channel::{Channel, TxnResult, TxnType};
 use crate::events::{Event, EventBody, FeeRuleApplied, OriginalSale, RowKey, TxnRecorded};
 use crate::fees::{refund_fee, sale_fee, RefundState};
@@ -17,43 +16,25 @@ use crate::money::{Fen, Overflow};
 use crate::postings::{reverse, sale_entry, Entry, Route};
 use crate::registry::{Reference, VersionedFees};
 use crate::risk;
+use crate::time::Timestamp;
 
-/// Every reason a record can be rejected, in SPEC §11's check order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    InvalidJson,
-    MissingField,
-    ConflictingDuplicate,
-    InvalidField,
-    InvalidAmount,
-    UnsupportedCurrency,
-    InvalidTimestamp,
-    UnknownMerchant,
-    UnknownOriginal,
-    OriginalNotCancellable,
-    RefundExceedsOriginal,
-    /// Not an input record: a message on the events topic that is not an
-    /// event this build can read (written there by something else).
-    InvalidEvent,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::InvalidJson => "invalid_json",
-            Reason::MissingField => "missing_field",
-            Reason::ConflictingDuplicate => "conflicting_duplicate",
-            Reason::InvalidField => "invalid_field",
-            Reason::InvalidAmount => "invalid_amount",
-            Reason::UnsupportedCurrency => "unsupported_currency",
-            Reason::InvalidTimestamp => "invalid_timestamp",
-            Reason::UnknownMerchant => "unknown_merchant",
-            Reason::UnknownOriginal => "unknown_original",
-            Reason::OriginalNotCancellable => "original_not_cancellable",
-            Reason::RefundExceedsOriginal => "refund_exceeds_original",
-            Reason::InvalidEvent => "invalid_event",
-        }
+crate::wire_enum! {
+    /// Every reason a record can be rejected, in SPEC §11's check order.
+    pub enum Reason {
+        InvalidJson = "invalid_json",
+        MissingField = "missing_field",
+        ConflictingDuplicate = "conflicting_duplicate",
+        InvalidField = "invalid_field",
+        InvalidAmount = "invalid_amount",
+        UnsupportedCurrency = "unsupported_currency",
+        InvalidTimestamp = "invalid_timestamp",
+        UnknownMerchant = "unknown_merchant",
+        UnknownOriginal = "unknown_original",
+        OriginalNotCancellable = "original_not_cancellable",
+        RefundExceedsOriginal = "refund_exceeds_original",
+        /// Not an input record: a message on the events topic that is not an
+        /// event this build can read (written there by something else).
+        InvalidEvent = "invalid_event",
     }
 }
 
@@ -164,21 +145,10 @@ fn is_missing(obj: &Map<String, Value>, field: &str) -> bool {
 /// The canonical digest of a record: SHA-256 of its JSON with sorted keys
 /// (serde_json's map is ordered) after the card is masked.
 pub fn content_digest(obj: &Map<String, Value>) -> String {
-    let mut hex = sha256_hex(&serde_json::to_vec(obj).expect("JSON values serialise"));
+    let mut hex = crate::hex::sha256(&serde_json::to_vec(obj).expect("JSON values serialise"));
     // 128 bits are ample to tell two records with the same txn_id apart.
     hex.truncate(32);
     hex
-}
-
-/// Lower-case hex SHA-256 of some bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in hash {
-        use std::fmt::Write;
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// Decides one input line. `fees` is the fee schedule in force.
@@ -186,7 +156,7 @@ pub fn decide(
     reference: &Reference,
     fees: &VersionedFees,
     txns: &impl TxnLookup,
-    recorded_at: &str,
+    recorded_at: &Timestamp,
     line: &str,
 ) -> Outcome {
     match prepare(line) {
@@ -225,12 +195,11 @@ struct Fields {
     stan: Option<String>,
     card: Option<String>,
     currency: String,
-    occurred_at_text: String,
     /// Parsed amount and time; `late` holds the first of invalid_amount,
     /// unsupported_currency and invalid_timestamp, which rank after the
     /// stateful invalid_field check.
     amount: Fen,
-    occurred_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    occurred_at: Option<Timestamp>,
     late: Option<Rejection>,
 }
 
@@ -308,7 +277,7 @@ pub fn decide_prepared(
     reference: &Reference,
     fees: &VersionedFees,
     txns: &impl TxnLookup,
-    recorded_at: &str,
+    recorded_at: &Timestamp,
     p: Prepared,
 ) -> Outcome {
     let pan = p.pan;
@@ -334,68 +303,170 @@ fn decide_checked(
     reference: &Reference,
     fees: &VersionedFees,
     txns: &impl TxnLookup,
-    recorded_at: &str,
+    recorded_at: &Timestamp,
     digest: String,
     txn_id: Option<String>,
     fields: Result<Fields, Rejection>,
 ) -> Outcome {
     // 2. duplicate / conflicting_duplicate
-    if let Some(id) = &txn_id {
-        if let Some(previous) = txns.txn(id) {
-            return if previous.digest == digest {
-                Outcome::Duplicate
-            } else {
-                reject(
-                    Reason::ConflictingDuplicate,
-                    Some("txn_id"),
-                    format!("txn_id {id} was already accepted with different content"),
-                )
-            };
-        }
+    if let Some(outcome) = txn_id
+        .as_deref()
+        .and_then(|id| seen_before(txns, id, &digest))
+    {
+        return outcome;
     }
+    match decide_new(reference, fees, txns, digest, txn_id, fields) {
+        Ok(t) => Outcome::Accepted(Box::new(Event::transaction(
+            t.record,
+            t.occurred_at,
+            recorded_at,
+        ))),
+        Err(r) => Outcome::Rejected(r),
+    }
+}
 
+/// A record whose `txn_id` was accepted before: a duplicate when its
+/// content is identical, else a conflicting one.
+fn seen_before(txns: &impl TxnLookup, id: &str, digest: &str) -> Option<Outcome> {
+    let previous = txns.txn(id)?;
+    Some(if previous.digest == digest {
+        Outcome::Duplicate
+    } else {
+        reject(
+            Reason::ConflictingDuplicate,
+            Some("txn_id"),
+            format!("txn_id {id} was already accepted with different content"),
+        )
+    })
+}
+
+/// An accepted record, before it is an event.
+struct Decided {
+    record: TxnRecorded,
+    occurred_at: Timestamp,
+}
+
+/// SPEC §11's checks after the duplicate check, in order, then the money
+/// of the record by its type.
+fn decide_new(
+    reference: &Reference,
+    fees: &VersionedFees,
+    txns: &impl TxnLookup,
+    digest: String,
+    txn_id: Option<String>,
+    fields: Result<Fields, Rejection>,
+) -> Result<Decided, Rejection> {
     // 3. invalid_field: JSON types and vocabularies, then the fee plan
-    let f = match fields {
-        Ok(f) => f,
-        Err(r) => return Outcome::Rejected(r),
-    };
-    let txn_id = txn_id.expect("a record with valid fields has a string txn_id");
-    if let Some(m) = reference.merchant(&f.merchant_id) {
-        if fees.schedule.rule(&m.fee_plan, f.channel).is_none() {
-            return reject(
-                Reason::InvalidField,
-                Some("channel"),
-                format!(
-                    "fee plan {:?} of merchant {} has no entry for channel {}",
-                    m.fee_plan,
-                    m.merchant_id,
-                    f.channel.as_str()
-                ),
-            );
-        }
-    }
-
+    let mut f = fields?;
+    check_fee_plan(reference, fees, &f)?;
     // 4.–6. invalid_amount, unsupported_currency, invalid_timestamp
-    if let Some(r) = f.late {
-        return Outcome::Rejected(r);
+    if let Some(r) = f.late.take() {
+        return Err(r);
     }
     let occurred_at = f
         .occurred_at
+        .take()
         .expect("a record without a late defect has a timestamp");
-    let amount = f.amount;
-    let bd = business_date(occurred_at, fees.schedule.cutoff);
-
     // 7. unknown_merchant
-    let Some(merchant) = reference.merchant(&f.merchant_id) else {
-        return reject(
+    let merchant = reference.merchant(&f.merchant_id).ok_or_else(|| {
+        rejection(
             Reason::UnknownMerchant,
             Some("merchant_id"),
             format!("merchant {} is not registered", f.merchant_id),
-        );
+        )
+    })?;
+    let ctx = Context {
+        fees,
+        merchant,
+        business_date: business_date(occurred_at.at(), fees.schedule.cutoff),
+        route: Route {
+            merchant_id: merchant.merchant_id.clone(),
+            clearing: merchant.clearing,
+            intermediary_id: merchant.intermediary_id.clone(),
+        },
     };
+    let flags = risk::flags(reference, &f.merchant_id, &f.terminal_id, f.mcc.as_deref());
+    let txn_id = txn_id.expect("a record with valid fields has a string txn_id");
+    let mut t = skeleton(txn_id, f, digest, ctx.business_date, flags);
+    if t.result == TxnResult::Approved || t.txn_type.needs_original() {
+        match t.txn_type {
+            TxnType::Sale => price_sale(&ctx, &mut t)?,
+            TxnType::Void | TxnType::Reversal | TxnType::Refund => {
+                // 8. unknown_original (a declined void or refund too)
+                let sale = original_sale(txns, &t)?;
+                if t.result == TxnResult::Approved {
+                    match t.txn_type {
+                        TxnType::Refund => refund_sale(&ctx, &mut t, &sale)?,
+                        _ => cancel_sale(&mut t, &sale)?,
+                    }
+                }
+            }
+        }
+    }
+    Ok(Decided {
+        record: t,
+        occurred_at,
+    })
+}
 
-    let mut t = TxnRecorded {
-        flags: risk::flags(reference, &f.merchant_id, &f.terminal_id, f.mcc.as_deref()),
+/// What a decision needs of the world once the record's merchant is known.
+struct Context<'a> {
+    fees: &'a VersionedFees,
+    merchant: &'a crate::registry::Merchant,
+    business_date: NaiveDate,
+    /// Where this record's own money goes: its merchant's route.
+    route: Route,
+}
+
+impl Context<'_> {
+    fn payout_for(&self, date: NaiveDate) -> Result<NaiveDate, Rejection> {
+        self.fees
+            .calendar
+            .payout_date(date, self.merchant.settlement_cycle)
+            .ok_or_else(|| {
+                rejection(
+                    Reason::InvalidField,
+                    Some("occurred_at"),
+                    format!("the calendar has no working day within 60 days after {date}"),
+                )
+            })
+    }
+}
+
+/// The fee plan of a registered merchant must price the record's channel.
+fn check_fee_plan(
+    reference: &Reference,
+    fees: &VersionedFees,
+    f: &Fields,
+) -> Result<(), Rejection> {
+    let Some(m) = reference.merchant(&f.merchant_id) else {
+        return Ok(());
+    };
+    if fees.schedule.rule(&m.fee_plan, f.channel).is_some() {
+        return Ok(());
+    }
+    Err(rejection(
+        Reason::InvalidField,
+        Some("channel"),
+        format!(
+            "fee plan {:?} of merchant {} has no entry for channel {}",
+            m.fee_plan,
+            m.merchant_id,
+            f.channel.as_str()
+        ),
+    ))
+}
+
+/// The record as accepted, before its money is decided.
+fn skeleton(
+    txn_id: String,
+    f: Fields,
+    content_digest: String,
+    business_date: NaiveDate,
+    flags: Vec<risk::RiskFlag>,
+) -> TxnRecorded {
+    TxnRecorded {
+        flags,
         txn_id,
         txn_type: f.txn_type,
         original_txn_id: f.original_txn_id,
@@ -403,177 +474,169 @@ fn decide_checked(
         terminal_id: f.terminal_id,
         mcc: f.mcc,
         channel: f.channel,
-        amount,
+        amount: f.amount,
         currency: f.currency,
         result: f.result,
         decline_code: f.decline_code,
         rrn: f.rrn,
         stan: f.stan,
         card: f.card,
-        business_date: bd,
-        content_digest: digest,
+        business_date,
+        content_digest,
         fee: Fen::ZERO,
         fee_rule: None,
         original: None,
         settlement: None,
         entry: Entry::default(),
-    };
-    let checked_channel = t.channel;
-    let route = Route {
-        merchant_id: merchant.merchant_id.clone(),
-        clearing: merchant.clearing,
-        intermediary_id: merchant.intermediary_id.clone(),
-    };
-    let payout_for = |date: NaiveDate| {
-        fees.calendar
-            .payout_date(date, merchant.settlement_cycle)
-            .ok_or_else(|| {
-                reject(
-                    Reason::InvalidField,
-                    Some("occurred_at"),
-                    format!("the calendar has no working day within 60 days after {date}"),
-                )
-            })
-    };
-
-    let decided: Result<(), Outcome> = (|| {
-        match t.txn_type {
-            TxnType::Sale => {
-                if t.result == TxnResult::Declined {
-                    return Ok(());
-                }
-                let rule = fees
-                    .schedule
-                    .rule(&merchant.fee_plan, checked_channel)
-                    .expect("plan entry checked above");
-                let fee = sale_fee(amount, rule).map_err(overflow)?;
-                let payout = payout_for(bd)?;
-                t.fee = fee;
-                t.fee_rule = Some(FeeRuleApplied {
-                    plan: merchant.fee_plan.clone(),
-                    channel: checked_channel,
-                    rate: rule.rate,
-                    cap: rule.cap,
-                    schedule_version: fees.version,
-                });
-                t.entry = sale_entry(&route, checked_channel, amount, fee).map_err(overflow)?;
-                t.settlement = Some(row_key(bd, &route, payout));
-            }
-            TxnType::Void | TxnType::Reversal | TxnType::Refund => {
-                let original_id = t.original_txn_id.clone().expect("checked above");
-                let sale = match txns.txn(&original_id) {
-                    Some(TxnState {
-                        txn_type: TxnType::Sale,
-                        result,
-                        sale: Some(s),
-                        ..
-                    }) => (*result, (**s).clone()),
-                    _ => {
-                        return Err(reject(
-                            Reason::UnknownOriginal,
-                            Some("original_txn_id"),
-                            format!("no accepted sale {original_id} precedes this record"),
-                        ))
-                    }
-                };
-                let (sale_result, sale) = sale;
-                if t.result == TxnResult::Declined {
-                    // A declined void or refund is recorded and moves nothing.
-                    return Ok(());
-                }
-                let (route_s, payout_s) = match (&sale.route, sale.payout_date) {
-                    (Some(r), Some(p)) if sale_result == TxnResult::Approved => (r.clone(), p),
-                    _ => {
-                        return Err(reject(
-                            Reason::OriginalNotCancellable,
-                            Some("original_txn_id"),
-                            format!("sale {original_id} was declined"),
-                        ))
-                    }
-                };
-                if sale.cancelled {
-                    return Err(reject(
-                        Reason::OriginalNotCancellable,
-                        Some("original_txn_id"),
-                        format!("sale {original_id} is already voided or reversed"),
-                    ));
-                }
-                if t.txn_type.cancels_sale() {
-                    if sale.refunded_amount > Fen::ZERO {
-                        return Err(reject(
-                            Reason::OriginalNotCancellable,
-                            Some("original_txn_id"),
-                            format!("sale {original_id} is partly refunded"),
-                        ));
-                    }
-                    if sale.business_date != bd {
-                        return Err(reject(
-                            Reason::OriginalNotCancellable,
-                            Some("occurred_at"),
-                            format!("sale {original_id} belongs to business date {}, this record to {bd}", sale.business_date),
-                        ));
-                    }
-                    let sale_entry_ = sale_entry(&route_s, sale.channel, sale.amount, sale.fee)
-                        .map_err(overflow)?;
-                    t.fee = sale.fee;
-                    t.entry = reverse(&sale_entry_).map_err(overflow)?;
-                    t.original = Some(OriginalSale {
-                        business_date: sale.business_date,
-                        amount: sale.amount,
-                        fee: sale.fee,
-                    });
-                    t.settlement = Some(row_key(sale.business_date, &route_s, payout_s));
-                } else {
-                    let refunded_after =
-                        sale.refunded_amount.checked_add(amount).map_err(overflow)?;
-                    if refunded_after > sale.amount {
-                        return Err(reject(
-                            Reason::RefundExceedsOriginal,
-                            Some("amount"),
-                            format!(
-                                "refund {amount} would bring refunds of sale {original_id} to {refunded_after}, above its {}",
-                                sale.amount
-                            ),
-                        ));
-                    }
-                    let state = RefundState {
-                        sale_amount: sale.amount,
-                        sale_fee: sale.fee,
-                        refunded_amount: sale.refunded_amount,
-                        refunded_fee: sale.refunded_fee,
-                    };
-                    let fee = refund_fee(state, amount).map_err(overflow)?;
-                    let payout = payout_for(bd)?;
-                    // The refund is taken from the merchant named on the
-                    // record (as a 跳商户 sale settles to its own merchant),
-                    // back through the sale's channel.
-                    let as_sale =
-                        sale_entry(&route, sale.channel, amount, fee).map_err(overflow)?;
-                    t.fee = fee;
-                    t.entry = reverse(&as_sale).map_err(overflow)?;
-                    t.settlement = Some(row_key(bd, &route, payout));
-                }
-            }
-        }
-        Ok(())
-    })();
-    if let Err(outcome) = decided {
-        return outcome;
     }
-
-    Outcome::Accepted(Box::new(Event {
-        event_id: format!("txn:{}", t.txn_id),
-        // The writer numbers events per key when it publishes them.
-        seq: 0,
-        merchant_id: Some(t.merchant_id.clone()),
-        occurred_at: f.occurred_at_text,
-        recorded_at: recorded_at.to_string(),
-        body: EventBody::TransactionRecorded(Box::new(t)),
-    }))
 }
 
-fn overflow(_: Overflow) -> Outcome {
-    reject(
+/// An approved sale: its fee under the merchant's plan, its postings and
+/// its settlement row.
+fn price_sale(ctx: &Context<'_>, t: &mut TxnRecorded) -> Result<(), Rejection> {
+    let plan = &ctx.merchant.fee_plan;
+    let rule = ctx
+        .fees
+        .schedule
+        .rule(plan, t.channel)
+        .expect("plan entry checked above");
+    let fee = sale_fee(t.amount, rule).map_err(overflow)?;
+    let payout = ctx.payout_for(ctx.business_date)?;
+    t.fee = fee;
+    t.fee_rule = Some(FeeRuleApplied {
+        plan: plan.clone(),
+        channel: t.channel,
+        rate: rule.rate,
+        cap: rule.cap,
+        schedule_version: ctx.fees.version,
+    });
+    t.entry = sale_entry(&ctx.route, t.channel, t.amount, fee).map_err(overflow)?;
+    t.settlement = Some(row_key(ctx.business_date, &ctx.route, payout));
+    Ok(())
+}
+
+/// What a void, reversal or refund needs of the sale it names.
+struct Original {
+    id: String,
+    result: TxnResult,
+    sale: SaleState,
+}
+
+/// The accepted sale a void, reversal or refund names (8. unknown_original).
+fn original_sale(txns: &impl TxnLookup, t: &TxnRecorded) -> Result<Original, Rejection> {
+    let id = t.original_txn_id.clone().expect("checked above");
+    match txns.txn(&id) {
+        Some(TxnState {
+            txn_type: TxnType::Sale,
+            result,
+            sale: Some(s),
+            ..
+        }) => Ok(Original {
+            result: *result,
+            sale: (**s).clone(),
+            id,
+        }),
+        _ => Err(rejection(
+            Reason::UnknownOriginal,
+            Some("original_txn_id"),
+            format!("no accepted sale {id} precedes this record"),
+        )),
+    }
+}
+
+/// 9. original_not_cancellable, for what every approved void, reversal and
+/// refund requires: an approved sale not voided or reversed. Gives the
+/// sale's route and payout date.
+fn cancellable(o: &Original) -> Result<(Route, NaiveDate), Rejection> {
+    let not = |detail: String| {
+        rejection(
+            Reason::OriginalNotCancellable,
+            Some("original_txn_id"),
+            detail,
+        )
+    };
+    let (route, payout) = match (&o.sale.route, o.sale.payout_date) {
+        (Some(r), Some(p)) if o.result == TxnResult::Approved => (r.clone(), p),
+        _ => return Err(not(format!("sale {} was declined", o.id))),
+    };
+    if o.sale.cancelled {
+        return Err(not(format!("sale {} is already voided or reversed", o.id)));
+    }
+    Ok((route, payout))
+}
+
+/// An approved void or reversal: the whole sale, on its own business date,
+/// not partly refunded; it reverses the sale's postings in the sale's row.
+fn cancel_sale(t: &mut TxnRecorded, o: &Original) -> Result<(), Rejection> {
+    let (route, payout) = cancellable(o)?;
+    let sale = &o.sale;
+    if sale.refunded_amount > Fen::ZERO {
+        return Err(rejection(
+            Reason::OriginalNotCancellable,
+            Some("original_txn_id"),
+            format!("sale {} is partly refunded", o.id),
+        ));
+    }
+    if sale.business_date != t.business_date {
+        return Err(rejection(
+            Reason::OriginalNotCancellable,
+            Some("occurred_at"),
+            format!(
+                "sale {} belongs to business date {}, this record to {}",
+                o.id, sale.business_date, t.business_date
+            ),
+        ));
+    }
+    let sale_entry_ = sale_entry(&route, sale.channel, sale.amount, sale.fee).map_err(overflow)?;
+    t.fee = sale.fee;
+    t.entry = reverse(&sale_entry_).map_err(overflow)?;
+    t.original = Some(OriginalSale {
+        business_date: sale.business_date,
+        amount: sale.amount,
+        fee: sale.fee,
+    });
+    t.settlement = Some(row_key(sale.business_date, &route, payout));
+    Ok(())
+}
+
+/// An approved refund: within what is left of the sale (10.
+/// refund_exceeds_original), its proportional fee given back, booked on the
+/// refund's own business date to the merchant named on the record (as a
+/// 跳商户 sale settles to its own merchant), back through the sale's channel.
+fn refund_sale(ctx: &Context<'_>, t: &mut TxnRecorded, o: &Original) -> Result<(), Rejection> {
+    cancellable(o)?;
+    let sale = &o.sale;
+    let refunded_after = sale
+        .refunded_amount
+        .checked_add(t.amount)
+        .map_err(overflow)?;
+    if refunded_after > sale.amount {
+        return Err(rejection(
+            Reason::RefundExceedsOriginal,
+            Some("amount"),
+            format!(
+                "refund {} would bring refunds of sale {} to {refunded_after}, above its {}",
+                t.amount, o.id, sale.amount
+            ),
+        ));
+    }
+    let state = RefundState {
+        sale_amount: sale.amount,
+        sale_fee: sale.fee,
+        refunded_amount: sale.refunded_amount,
+        refunded_fee: sale.refunded_fee,
+    };
+    let fee = refund_fee(state, t.amount).map_err(overflow)?;
+    let payout = ctx.payout_for(ctx.business_date)?;
+    let as_sale = sale_entry(&ctx.route, sale.channel, t.amount, fee).map_err(overflow)?;
+    t.fee = fee;
+    t.entry = reverse(&as_sale).map_err(overflow)?;
+    t.settlement = Some(row_key(ctx.business_date, &ctx.route, payout));
+    Ok(())
+}
+
+fn overflow(_: Overflow) -> Rejection {
+    rejection(
         Reason::InvalidAmount,
         Some("amount"),
         "amount arithmetic overflows",
@@ -708,7 +771,7 @@ fn check_fields(
             format!("{currency:?} is not CNY"),
         ));
     }
-    let occurred_at = parse_timestamp(&occurred_at_text);
+    let occurred_at = Timestamp::parse(&occurred_at_text);
     if late.is_none() && occurred_at.is_none() {
         late = Some(rejection(
             Reason::InvalidTimestamp,
@@ -729,7 +792,6 @@ fn check_fields(
         stan,
         card,
         currency,
-        occurred_at_text,
         amount,
         occurred_at,
         late,

@@ -17,45 +17,21 @@ use serde::{Deserialize, Serialize};
 use crate::channel::TxnType;
 use crate::money::Fen;
 
-/// The eight categories, in SPEC order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Category {
-    Matched,
-    MissingInLedger,
-    MissingInChannel,
-    AmountMismatch,
-    FeeMismatch,
-    StatusMismatch,
-    DuplicateInChannel,
-    Held,
+crate::wire_enum! {
+    /// The eight categories, in SPEC order.
+    pub enum Category {
+        Matched = "matched",
+        MissingInLedger = "missing_in_ledger",
+        MissingInChannel = "missing_in_channel",
+        AmountMismatch = "amount_mismatch",
+        FeeMismatch = "fee_mismatch",
+        StatusMismatch = "status_mismatch",
+        DuplicateInChannel = "duplicate_in_channel",
+        Held = "held",
+    }
 }
 
 impl Category {
-    pub const ALL: [Category; 8] = [
-        Category::Matched,
-        Category::MissingInLedger,
-        Category::MissingInChannel,
-        Category::AmountMismatch,
-        Category::FeeMismatch,
-        Category::StatusMismatch,
-        Category::DuplicateInChannel,
-        Category::Held,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Matched => "matched",
-            Category::MissingInLedger => "missing_in_ledger",
-            Category::MissingInChannel => "missing_in_channel",
-            Category::AmountMismatch => "amount_mismatch",
-            Category::FeeMismatch => "fee_mismatch",
-            Category::StatusMismatch => "status_mismatch",
-            Category::DuplicateInChannel => "duplicate_in_channel",
-            Category::Held => "held",
-        }
-    }
-
     /// A break is a finding an operator must look at: everything but
     /// `matched` and `held`.
     pub fn is_break(self) -> bool {
@@ -63,22 +39,15 @@ impl Category {
     }
 }
 
-/// The transaction types a clearing file carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReconType {
-    Sale,
-    Refund,
+crate::wire_enum! {
+    /// The transaction types a clearing file carries.
+    pub enum ReconType {
+        Sale = "sale",
+        Refund = "refund",
+    }
 }
 
 impl ReconType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReconType::Sale => "sale",
-            ReconType::Refund => "refund",
-        }
-    }
-
     /// The type a channel file gives a record: sales and refunds only
     /// (voids and reversals cancel a sale and appear in no file).
     pub fn of(txn_type: TxnType) -> Option<ReconType> {
@@ -86,14 +55,6 @@ impl ReconType {
             TxnType::Sale => Some(ReconType::Sale),
             TxnType::Refund => Some(ReconType::Refund),
             TxnType::Void | TxnType::Reversal => None,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ReconType> {
-        match s {
-            "sale" => Some(ReconType::Sale),
-            "refund" => Some(ReconType::Refund),
-            _ => None,
         }
     }
 }
@@ -106,14 +67,14 @@ pub struct MatchKey {
     pub txn_type: ReconType,
 }
 
-/// How the ledger holds a sale or refund.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LedgerStatus {
-    Approved,
-    Declined,
-    Voided,
-    Reversed,
+crate::wire_enum! {
+    /// How the ledger holds a sale or refund.
+    pub enum LedgerStatus {
+        Approved = "approved",
+        Declined = "declined",
+        Voided = "voided",
+        Reversed = "reversed",
+    }
 }
 
 /// One sale or refund on the ledger's side.

@@ -9,22 +9,13 @@ use serde_json::{Map, Value};
 use crate::calendar::{Calendar, SettlementCycle};
 use crate::fees::FeeSchedule;
 
-/// 一清 or 二清.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Clearing {
-    /// 一清: the acquirer settles straight to the merchant's own account.
-    FirstParty,
-    /// 二清: funds go to an intermediary, which owes them to the merchant.
-    SecondParty,
-}
-
-impl Clearing {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Clearing::FirstParty => "first_party",
-            Clearing::SecondParty => "second_party",
-        }
+crate::wire_enum! {
+    /// 一清 or 二清.
+    pub enum Clearing {
+        /// 一清: the acquirer settles straight to the merchant's own account.
+        FirstParty = "first_party",
+        /// 二清: funds go to an intermediary, which owes them to the merchant.
+        SecondParty = "second_party",
     }
 }
 
@@ -205,17 +196,14 @@ pub fn parse_merchant(line: usize, text: &str) -> Result<Merchant, LineError> {
             format!("{mcc:?} is not a 4-digit MCC"),
         ));
     }
-    let clearing = match req_str(&obj, line, "clearing")?.as_str() {
-        "first_party" => Clearing::FirstParty,
-        "second_party" => Clearing::SecondParty,
-        other => {
-            return Err(line_err(
-                line,
-                "clearing",
-                format!("{other:?} is not first_party or second_party"),
-            ))
-        }
-    };
+    let clearing_text = req_str(&obj, line, "clearing")?;
+    let clearing = Clearing::parse(&clearing_text).ok_or_else(|| {
+        line_err(
+            line,
+            "clearing",
+            format!("{clearing_text:?} is not first_party or second_party"),
+        )
+    })?;
     let intermediary_id = match obj.get("intermediary_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
@@ -244,17 +232,14 @@ pub fn parse_merchant(line: usize, text: &str) -> Result<Merchant, LineError> {
         }
         _ => {}
     }
-    let settlement_cycle = match req_str(&obj, line, "settlement_cycle")?.as_str() {
-        "T1" => SettlementCycle::T1,
-        "D0" => SettlementCycle::D0,
-        other => {
-            return Err(line_err(
-                line,
-                "settlement_cycle",
-                format!("{other:?} is not T1 or D0"),
-            ))
-        }
-    };
+    let cycle_text = req_str(&obj, line, "settlement_cycle")?;
+    let settlement_cycle = SettlementCycle::parse(&cycle_text).ok_or_else(|| {
+        line_err(
+            line,
+            "settlement_cycle",
+            format!("{cycle_text:?} is not T1 or D0"),
+        )
+    })?;
     let terminals = match obj.get("terminals") {
         None | Some(Value::Null) => {
             return Err(line_err(line, "terminals", "missing (use [] for none)"))

@@ -1,29 +1,17 @@
 //! Risk flags: 跳码 (MCC jumping) and 跳商户 (terminal/merchant jumping),
 //! SPEC §6. Flagged transactions still clear; the flag makes them visible.
 
-use serde::{Deserialize, Serialize};
-
 use crate::registry::Reference;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RiskFlag {
-    /// The terminal is not registered at all.
-    TerminalUnbound,
-    /// The terminal is bound to another merchant (跳商户).
-    TerminalMerchantMismatch,
-    /// The transaction's MCC differs from the merchant's registered MCC
-    /// (跳码/套码).
-    MccMismatch,
-}
-
-impl RiskFlag {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RiskFlag::TerminalUnbound => "terminal_unbound",
-            RiskFlag::TerminalMerchantMismatch => "terminal_merchant_mismatch",
-            RiskFlag::MccMismatch => "mcc_mismatch",
-        }
+crate::wire_enum! {
+    pub enum RiskFlag {
+        /// The terminal is not registered at all.
+        TerminalUnbound = "terminal_unbound",
+        /// The terminal is bound to another merchant (跳商户).
+        TerminalMerchantMismatch = "terminal_merchant_mismatch",
+        /// The transaction's MCC differs from the merchant's registered MCC
+        /// (跳码/套码).
+        MccMismatch = "mcc_mismatch",
     }
 }
 

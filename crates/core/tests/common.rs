@@ -176,7 +176,7 @@ impl Ledger {
             &self.reference,
             &self.fees,
             &self.txns,
-            "2026-11-21T09:00:00.000+08:00",
+            &clearing_core::Timestamp::parse("2026-11-21T09:00:00.000+08:00").unwrap(),
             line,
         );
         if let Outcome::Accepted(event) = &outcome {

@@ -176,10 +176,7 @@ impl EventLog for EmbeddedLog {
         self.db.flush().map_err(|e| self.storage(e))?;
         next.insert(topic, base);
         Ok((start..base)
-            .map(|offset| Position {
-                partition: 0,
-                offset,
-            })
+            .map(|offset| Position::new(0, offset))
             .collect())
     }
 
@@ -224,10 +221,7 @@ impl EventLog for EmbeddedLog {
                     return Ok(out);
                 }
                 out.push(Delivered {
-                    position: Position {
-                        partition: 0,
-                        offset: at,
-                    },
+                    position: Position::new(0, at),
                     key: key.to_string(),
                     payload: payload.to_vec(),
                 });
@@ -239,11 +233,12 @@ impl EventLog for EmbeddedLog {
         Ok(out)
     }
 
-    fn end_offsets(
-        &self,
-        topic: Topic,
-    ) -> Result<Option<std::collections::BTreeMap<u32, u64>>, LogError> {
+    fn end_offsets(&self, topic: Topic) -> Result<Option<crate::Positions>, LogError> {
         Ok(Some([(0, self.end(topic))].into_iter().collect()))
+    }
+
+    fn dense_offsets(&self) -> bool {
+        true
     }
 
     fn describe(&self) -> String {

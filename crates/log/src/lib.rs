@@ -1,45 +1,19 @@
 //! The event-log port and its embedded adapter.
 //!
-//! Layout: `Position`, `Topic` and the `EventLog` trait are the port every
-//! other crate codes against; `embedded` implements it on sled in the data
-//! directory (the default when no broker is configured). The Kafka adapter
-//! implements the same trait. `store` holds how every sled store of the
-//! ledger is opened and how projections keep their positions. A log stores opaque bytes under a key: it
-//! knows nothing about events.
-
-use std::fmt;
+//! Layout: `Topic`, `Record`, `Delivered` and the `EventLog` trait are the
+//! port every other crate codes against (positions are core's `Position`
+//! and `Positions`); `embedded` implements it on sled in the data directory
+//! (the default when no broker is configured). The Kafka adapter
+//! (`clearing-kafka`) implements the same trait in a crate of its own, so
+//! that crates needing only the port do not build librdkafka. `store`
+//! holds how every sled store of the ledger is opened and how projections
+//! keep their positions. A log stores opaque bytes under a key: it knows
+//! nothing about events.
 
 pub mod embedded;
-pub mod kafka;
 pub mod store;
 
-/// Where a record sits in a topic: partition and offset, as in Kafka.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Position {
-    pub partition: u32,
-    pub offset: u64,
-}
-
-impl fmt::Display for Position {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.partition, self.offset)
-    }
-}
-
-impl std::str::FromStr for Position {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Position, String> {
-        let (p, o) = s
-            .split_once(':')
-            .ok_or_else(|| format!("{s:?} is not PARTITION:OFFSET"))?;
-        Ok(Position {
-            partition: p
-                .parse()
-                .map_err(|_| format!("{p:?} is not a partition number"))?,
-            offset: o.parse().map_err(|_| format!("{o:?} is not an offset"))?,
-        })
-    }
-}
+pub use clearing_core::position::{Position, Positions};
 
 /// The two topics of the ledger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -144,7 +118,7 @@ pub trait EventLog: Send + Sync {
         &self,
         topic: Topic,
         partitions: u32,
-        from: &std::collections::BTreeMap<u32, u64>,
+        from: &Positions,
         records_max: usize,
     ) -> Result<Vec<Delivered>, LogError> {
         let mut out = Vec::new();
@@ -152,8 +126,7 @@ pub trait EventLog: Send + Sync {
             if out.len() >= records_max {
                 break;
             }
-            let offset = from.get(&p).copied().unwrap_or(0);
-            out.extend(self.read(topic, p, offset, records_max - out.len())?);
+            out.extend(self.read(topic, p, from.next(p), records_max - out.len())?);
         }
         Ok(out)
     }
@@ -161,11 +134,15 @@ pub trait EventLog: Send + Sync {
     /// The offset one past the last record of each partition, when the
     /// log can say so cheaply and exactly (for progress bars; never used
     /// to decide where reading ends).
-    fn end_offsets(
-        &self,
-        _topic: Topic,
-    ) -> Result<Option<std::collections::BTreeMap<u32, u64>>, LogError> {
+    fn end_offsets(&self, _topic: Topic) -> Result<Option<Positions>, LogError> {
         Ok(None)
+    }
+
+    /// Whether offsets within a partition have no gaps, so that a reader
+    /// can check it saw every record (the embedded log). Kafka's do not:
+    /// transaction markers occupy offsets.
+    fn dense_offsets(&self) -> bool {
+        false
     }
 
     /// A human description for messages (`embedded log at DIR`, `kafka at …`).
@@ -196,17 +173,18 @@ impl<L: EventLog + ?Sized> EventLog for Box<L> {
         &self,
         topic: Topic,
         partitions: u32,
-        from: &std::collections::BTreeMap<u32, u64>,
+        from: &Positions,
         records_max: usize,
     ) -> Result<Vec<Delivered>, LogError> {
         (**self).read_all(topic, partitions, from, records_max)
     }
 
-    fn end_offsets(
-        &self,
-        topic: Topic,
-    ) -> Result<Option<std::collections::BTreeMap<u32, u64>>, LogError> {
+    fn end_offsets(&self, topic: Topic) -> Result<Option<Positions>, LogError> {
         (**self).end_offsets(topic)
+    }
+
+    fn dense_offsets(&self) -> bool {
+        (**self).dense_offsets()
     }
 
     fn describe(&self) -> String {

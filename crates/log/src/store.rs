@@ -1,7 +1,6 @@
 //! How every sled store of the ledger is opened, and how a projection
 //! stores the log positions it has applied.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// sled's page cache per store. The stores are written in large batches
@@ -27,8 +26,8 @@ pub fn position_key(prefix: &[u8], partition: u32) -> Vec<u8> {
 }
 
 /// Reads the positions stored under `prefix`. `Err` says what is malformed.
-pub fn read_positions(tree: &sled::Tree, prefix: &[u8]) -> Result<BTreeMap<u32, u64>, StoreError> {
-    let mut positions = BTreeMap::new();
+pub fn read_positions(tree: &sled::Tree, prefix: &[u8]) -> Result<crate::Positions, StoreError> {
+    let mut positions = crate::Positions::new();
     for kv in tree.scan_prefix(prefix) {
         let (k, v) = kv?;
         let partition = k[prefix.len()..]
@@ -40,7 +39,7 @@ pub fn read_positions(tree: &sled::Tree, prefix: &[u8]) -> Result<BTreeMap<u32, 
             .try_into()
             .map(u64::from_be_bytes)
             .map_err(|_| StoreError::Malformed("position value"))?;
-        positions.insert(partition, offset);
+        positions.set(partition, offset);
     }
     Ok(positions)
 }

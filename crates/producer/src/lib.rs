@@ -1,27 +1,30 @@
 //! Ingest: turn input files into immutable events.
 //!
 //! Layout: `fees` reads the fee schedule and calendar files; `writemodel`
-//! is the persisted projection ingest decides against; this module holds
+//! is the persisted projection ingest decides against; `writer` is the one
+//! write path (stage, append, commit the write model); this module holds
 //! the three loads — `load_fees`, `load_registry` and `ingest` — that
-//! decide with `clearing_core`, publish to the log, and only then store the
-//! write model. Every input line ends as events, as a counted duplicate, or
-//! as a dead letter on the rejected topic with its reason.
+//! decide with `clearing_core` and record through the writer. Every input
+//! line ends as events, as a counted duplicate, or as a dead letter on the
+//! rejected topic with its reason.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use clearing_core::events::RecordRejected;
-use clearing_core::ingest::{decide_prepared, prepare, sha256_hex, Outcome, Reason, Rejection};
+use clearing_core::ingest::{decide_prepared, prepare, Outcome, Reason, Rejection};
 use clearing_core::mask::{mask_raw_line, mask_raw_with};
 use clearing_core::registry::{plan_registry_load, RegistryChange, VersionedFees};
-use clearing_core::{Event, EventBody};
-use clearing_log::{EventLog, LogError, Record, Topic};
+use clearing_core::{Event, Timestamp};
+use clearing_log::{EventLog, LogError};
 use serde::Serialize;
 
 pub mod fees;
 pub mod writemodel;
+pub mod writer;
 
 pub use writemodel::{WriteModel, WriteModelError};
+pub use writer::{WriteError, Writer};
 
 /// Input lines decided per batch: one log append and one write-model commit
 /// each. Bounds memory (a few MiB of events) and the work a crash repeats.
@@ -56,75 +59,24 @@ pub enum ProducerError {
     #[error("publishing: {error} (lines up to {committed_line} of {source_name} are recorded; run the same file again to complete it)")]
     Publish {
         log: String,
-        error: LogError,
+        error: WriteError,
         source_name: String,
         committed_line: u64,
     },
     #[error("{0}")]
-    Log(#[from] LogError),
-    #[error("{0}")]
-    WriteModel(#[from] WriteModelError),
-    #[error("catching up the write model: {0}")]
-    CatchUp(#[from] clearing_consumer::ConsumeError<WriteModelError>),
-}
-
-/// An event as a log record: its encoding under `key`, with its type,
-/// schema version and id also as headers, so that consumers can route or
-/// skip messages without decoding them.
-fn to_record(e: &Event, key: String) -> Record {
-    Record {
-        key,
-        payload: e.encode(),
-        headers: vec![
-            ("type", e.type_name().to_string()),
-            ("schema_version", e.schema_version().to_string()),
-            ("event_id", e.event_id.clone()),
-        ],
-    }
-}
-
-/// Publishes decided events (already applied to the write model as
-/// pending) and then commits the write model at the new log end.
-fn publish<L: EventLog + ?Sized>(
-    log: &L,
-    wm: &mut WriteModel,
-    events: &[Event],
-) -> Result<(), LogError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    use rayon::prelude::*;
-    let records: Vec<Record> = events
-        .par_iter()
-        .with_min_len(256)
-        .map(|e| to_record(e, e.key().to_string()))
-        .collect();
-    let positions = log.append(Topic::Events, &records)?;
-    let mut ends: BTreeMap<u32, u64> = BTreeMap::new();
-    for p in positions {
-        let e = ends.entry(p.partition).or_insert(0);
-        *e = (*e).max(p.offset + 1);
-    }
-    wm.commit(&ends)
-        .map_err(|e| LogError::Broker(e.to_string()))?;
-    Ok(())
+    Write(#[from] WriteError),
 }
 
 /// Records events decided elsewhere (a reconciliation run's breaks and
-/// summary): numbers them within their key after catching the write model
-/// up, publishes them in order, and commits the write model.
-pub fn record_events<L: EventLog + ?Sized>(
-    log: &L,
-    wm: &mut WriteModel,
-    mut events: Vec<Event>,
-) -> Result<(), ProducerError> {
-    wm.catch_up(log)?;
-    for chunk in events.chunks_mut(INGEST_BATCH_LINES_MAX) {
-        for e in chunk.iter_mut() {
-            wm.assign_seq(e);
-            wm.apply_pending(e);
+/// summary) through the writer, in order, a batch at a time.
+pub fn record_events(writer: &mut Writer, events: Vec<Event>) -> Result<(), WriteError> {
+    writer.catch_up()?;
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        for e in events.by_ref().take(INGEST_BATCH_LINES_MAX) {
+            writer.stage(e);
         }
-        publish(log, wm, chunk)?;
+        writer.commit()?;
     }
     Ok(())
 }
@@ -137,15 +89,14 @@ pub struct FeesLoaded {
 
 /// Records a fee schedule (and calendar) as a `FeeScheduleLoaded` event,
 /// unless it equals the one in force.
-pub fn load_fees<L: EventLog + ?Sized>(
-    log: &L,
-    wm: &mut WriteModel,
+pub fn load_fees(
+    writer: &mut Writer,
     schedule: clearing_core::fees::FeeSchedule,
     calendar: clearing_core::calendar::Calendar,
-    recorded_at: &str,
+    recorded_at: &Timestamp,
 ) -> Result<FeesLoaded, ProducerError> {
-    wm.catch_up(log)?;
-    let current = wm.reference.fees.as_ref();
+    writer.catch_up()?;
+    let current = writer.reference().fees.as_ref();
     if let Some(c) = current {
         if c.schedule == schedule && c.calendar == calendar {
             return Ok(FeesLoaded {
@@ -155,21 +106,13 @@ pub fn load_fees<L: EventLog + ?Sized>(
         }
     }
     let version = current.map_or(1, |c| c.version + 1);
-    let mut event = Event {
-        event_id: format!("fees:v{version}"),
-        seq: 0,
-        merchant_id: None,
-        occurred_at: recorded_at.to_string(),
-        recorded_at: recorded_at.to_string(),
-        body: EventBody::FeeScheduleLoaded(VersionedFees {
-            version,
-            schedule,
-            calendar,
-        }),
+    let fees = VersionedFees {
+        version,
+        schedule,
+        calendar,
     };
-    wm.assign_seq(&mut event);
-    wm.apply_pending(&event);
-    publish(log, wm, std::slice::from_ref(&event))?;
+    writer.stage(Event::fee_schedule_loaded(fees, recorded_at));
+    writer.commit()?;
     Ok(FeesLoaded {
         version,
         changed: true,
@@ -196,20 +139,19 @@ pub fn numbered_lines(text: &str) -> Vec<(usize, String)> {
 
 /// Records registrations and changes of merchants and intermediaries. All
 /// or nothing: a bad line refuses the whole load.
-pub fn load_registry<L: EventLog + ?Sized>(
-    log: &L,
-    wm: &mut WriteModel,
+pub fn load_registry(
+    writer: &mut Writer,
     merchants: (&str, &str),
     intermediaries: Option<(&str, &str)>,
-    recorded_at: &str,
+    recorded_at: &Timestamp,
 ) -> Result<RegistryLoaded, ProducerError> {
-    wm.catch_up(log)?;
+    writer.catch_up()?;
     let m_lines = numbered_lines(merchants.1);
     let i_lines = intermediaries
         .map(|(_, t)| numbered_lines(t))
         .unwrap_or_default();
     let changes =
-        plan_registry_load(&wm.reference, &m_lines, &i_lines).map_err(|e| InputError {
+        plan_registry_load(writer.reference(), &m_lines, &i_lines).map_err(|e| InputError {
             file: match e.file {
                 "merchants" => merchants.0.to_string(),
                 _ => intermediaries.map_or("intermediaries", |i| i.0).to_string(),
@@ -222,60 +164,16 @@ pub fn load_registry<L: EventLog + ?Sized>(
         unchanged: (m_lines.len() + i_lines.len() - changes.len()) as u64,
         ..RegistryLoaded::default()
     };
-    let mut events: Vec<Event> = changes
-        .into_iter()
-        .map(|c| {
-            let (event_id, merchant_id, body) = match c {
-                RegistryChange::IntermediaryRegistered(v) => {
-                    summary.intermediaries_registered += 1;
-                    (
-                        format!("intermediary:{}:v{}", v.value.intermediary_id, v.version),
-                        None,
-                        EventBody::IntermediaryRegistered(v),
-                    )
-                }
-                RegistryChange::IntermediaryUpdated(v) => {
-                    summary.intermediaries_updated += 1;
-                    (
-                        format!("intermediary:{}:v{}", v.value.intermediary_id, v.version),
-                        None,
-                        EventBody::IntermediaryUpdated(v),
-                    )
-                }
-                RegistryChange::MerchantRegistered(v) => {
-                    summary.merchants_registered += 1;
-                    let id = v.value.merchant_id.clone();
-                    (
-                        format!("merchant:{id}:v{}", v.version),
-                        Some(id),
-                        EventBody::MerchantRegistered(v),
-                    )
-                }
-                RegistryChange::MerchantUpdated(v) => {
-                    summary.merchants_updated += 1;
-                    let id = v.value.merchant_id.clone();
-                    (
-                        format!("merchant:{id}:v{}", v.version),
-                        Some(id),
-                        EventBody::MerchantUpdated(v),
-                    )
-                }
-            };
-            Event {
-                event_id,
-                seq: 0,
-                merchant_id,
-                occurred_at: recorded_at.to_string(),
-                recorded_at: recorded_at.to_string(),
-                body,
-            }
-        })
-        .collect();
-    for e in &mut events {
-        wm.assign_seq(e);
-        wm.apply_pending(e);
+    for change in changes {
+        match &change {
+            RegistryChange::IntermediaryRegistered(_) => summary.intermediaries_registered += 1,
+            RegistryChange::IntermediaryUpdated(_) => summary.intermediaries_updated += 1,
+            RegistryChange::MerchantRegistered(_) => summary.merchants_registered += 1,
+            RegistryChange::MerchantUpdated(_) => summary.merchants_updated += 1,
+        }
+        writer.stage(Event::registry_change(change, recorded_at));
     }
-    publish(log, wm, &events)?;
+    writer.commit()?;
     Ok(summary)
 }
 
@@ -297,36 +195,26 @@ pub struct RejectedLine {
 /// each with its position and why it could not be read. The event id is
 /// derived from the position, so a second reader finding the same message
 /// publishes a copy with the same id.
-pub fn reject_undecodable<L: EventLog + ?Sized>(
-    log: &L,
+pub fn reject_undecodable(
+    log: &dyn EventLog,
     topic: &str,
     found: &[clearing_consumer::Undecodable],
-    recorded_at: &str,
+    recorded_at: &Timestamp,
 ) -> Result<(), LogError> {
-    let records: Vec<Record> = found
+    let events: Vec<Event> = found
         .iter()
         .map(|u| {
             let raw = String::from_utf8_lossy(&u.raw[..u.raw.len().min(4096)]).into_owned();
-            let event = Event {
-                event_id: format!("foreign:{topic}:{}", u.position),
-                seq: 0,
-                merchant_id: None,
-                occurred_at: recorded_at.to_string(),
-                recorded_at: recorded_at.to_string(),
-                body: EventBody::RecordRejected(RecordRejected {
-                    source: topic.to_string(),
-                    line: u.position.offset,
-                    position: Some(u.position.to_string()),
-                    raw: mask_raw_line(&raw),
-                    reason: Reason::InvalidEvent,
-                    field: None,
-                    detail: u.reason.clone(),
-                }),
-            };
-            to_record(&event, topic.to_string())
+            Event::foreign_rejected(
+                topic,
+                u.position,
+                mask_raw_line(&raw),
+                u.reason.clone(),
+                recorded_at,
+            )
         })
         .collect();
-    log.append(Topic::Rejected, &records).map(|_| ())
+    writer::dead_letter(log, &events)
 }
 
 /// The summary `clearing ingest --format json` prints (SPEC §10).
@@ -364,89 +252,120 @@ fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<boo
 /// Validates and publishes a transactions file. Returns when every event
 /// and dead letter is acknowledged by the log.
 ///
-/// `clock` gives the recording time (RFC 3339) for each batch. After an
-/// error, drop `wm` and reopen it: its unpublished pending state is void.
-pub fn ingest<L: EventLog + ?Sized>(
-    log: &L,
-    wm: &mut WriteModel,
+/// `clock` gives the recording time for each batch. After an error the
+/// writer refuses more work: reopen it (its pending state is void).
+pub fn ingest(
+    writer: &mut Writer,
     source_name: &str,
     mut input: impl BufRead,
-    clock: &dyn Fn() -> String,
+    clock: &dyn Fn() -> Timestamp,
     mut progress: impl FnMut(&IngestSummary),
 ) -> Result<IngestSummary, ProducerError> {
-    wm.catch_up(log)?;
-    let fees = wm
-        .reference
+    writer.catch_up()?;
+    let fees = writer
+        .reference()
         .fees
         .clone()
         .ok_or(ProducerError::NoFeeSchedule)?;
     let mut summary = IngestSummary::default();
-    let mut line_no: u64 = 0;
+    let mut reader = Lines {
+        input: &mut input,
+        source_name,
+        line_no: 0,
+    };
     let mut committed_line: u64 = 0;
-    let mut events: Vec<Event> = Vec::with_capacity(INGEST_BATCH_LINES_MAX);
-    let mut dead: Vec<Record> = Vec::new();
+    let log = writer.log().describe();
     let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(INGEST_BATCH_LINES_MAX);
     loop {
         let recorded_at = clock();
-        let mut more = true;
-        lines.clear();
-        while lines.len() < INGEST_BATCH_LINES_MAX {
-            let mut buf = Vec::with_capacity(512);
-            more = read_line(&mut input, &mut buf).map_err(|error| ProducerError::Read {
-                source_name: source_name.to_string(),
-                line: line_no,
-                error,
-            })?;
-            if !more {
-                break;
-            }
-            line_no += 1;
-            if !buf.iter().all(u8::is_ascii_whitespace) {
-                lines.push((line_no, buf));
-            }
-        }
-        // The stateless checks (JSON, masking, digest, field types) run in
-        // parallel; the decisions that read the ledger run in input order.
-        let prepared: Vec<(u64, Prepared)> = {
-            use rayon::prelude::*;
-            lines
-                .par_iter()
-                .with_min_len(64)
-                .map(|(n, bytes)| (*n, prepare_line(bytes)))
-                .collect()
-        };
-        for (n, p) in prepared {
-            decide_line(
-                &fees,
-                wm,
-                source_name,
-                n,
-                p,
-                &recorded_at,
-                &mut summary,
-                &mut events,
-                &mut dead,
-            );
-        }
+        let more = reader.batch(&mut lines)?;
+        let dead = decide_batch(
+            &fees,
+            writer,
+            source_name,
+            &lines,
+            &recorded_at,
+            &mut summary,
+        );
         let publish_err = |error| ProducerError::Publish {
-            log: log.describe(),
+            log: log.clone(),
             error,
             source_name: source_name.to_string(),
             committed_line,
         };
-        publish(log, wm, &events).map_err(publish_err)?;
-        if !dead.is_empty() {
-            log.append(Topic::Rejected, &dead).map_err(publish_err)?;
-        }
-        events.clear();
-        dead.clear();
-        committed_line = line_no;
+        writer.commit().map_err(publish_err)?;
+        writer.dead_letter(&dead).map_err(publish_err)?;
+        committed_line = reader.line_no;
         progress(&summary);
         if !more {
             break;
         }
     }
     Ok(summary)
+}
+
+/// The input, read a batch of numbered non-blank lines at a time.
+struct Lines<'a, R> {
+    input: &'a mut R,
+    source_name: &'a str,
+    line_no: u64,
+}
+
+impl<R: BufRead> Lines<'_, R> {
+    /// Fills `lines` with up to `INGEST_BATCH_LINES_MAX` lines; false at
+    /// the end of the input.
+    fn batch(&mut self, lines: &mut Vec<(u64, Vec<u8>)>) -> Result<bool, ProducerError> {
+        lines.clear();
+        while lines.len() < INGEST_BATCH_LINES_MAX {
+            let mut buf = Vec::with_capacity(512);
+            let more = read_line(self.input, &mut buf).map_err(|error| ProducerError::Read {
+                source_name: self.source_name.to_string(),
+                line: self.line_no,
+                error,
+            })?;
+            if !more {
+                return Ok(false);
+            }
+            self.line_no += 1;
+            if !buf.iter().all(u8::is_ascii_whitespace) {
+                lines.push((self.line_no, buf));
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Decides a batch of lines: the stateless checks (JSON, masking, digest,
+/// field types) in parallel, then the decisions that read the ledger in
+/// input order, staging accepted events. Returns the batch's dead letters.
+fn decide_batch(
+    fees: &VersionedFees,
+    writer: &mut Writer,
+    source_name: &str,
+    lines: &[(u64, Vec<u8>)],
+    recorded_at: &Timestamp,
+    summary: &mut IngestSummary,
+) -> Vec<Event> {
+    let prepared: Vec<(u64, Prepared)> = {
+        use rayon::prelude::*;
+        lines
+            .par_iter()
+            .with_min_len(64)
+            .map(|(n, bytes)| (*n, prepare_line(bytes)))
+            .collect()
+    };
+    let mut dead = Vec::new();
+    for (n, p) in prepared {
+        let line = Line {
+            source_name,
+            line_no: n,
+            recorded_at,
+        };
+        if let Some(d) = decide_line(fees, writer, &line, p, summary) {
+            dead.push(d);
+        }
+    }
+    dead
 }
 
 /// A line after the stateless checks, with the text its dead letter needs.
@@ -478,73 +397,77 @@ fn prepare_line(bytes: &[u8]) -> Prepared {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a line came from and when it is recorded.
+struct Line<'a> {
+    source_name: &'a str,
+    line_no: u64,
+    recorded_at: &'a Timestamp,
+}
+
+/// Decides one prepared line: stages its event, counts a duplicate, or
+/// returns its dead letter.
 fn decide_line(
     fees: &VersionedFees,
-    wm: &mut WriteModel,
-    source_name: &str,
-    line_no: u64,
+    writer: &mut Writer,
+    line: &Line<'_>,
     p: Prepared,
-    recorded_at: &str,
     summary: &mut IngestSummary,
-    events: &mut Vec<Event>,
-    dead: &mut Vec<Record>,
-) {
+) -> Option<Event> {
     let outcome = match p.outcome {
-        Ok(prepared) => decide_prepared(&wm.reference, fees, wm.view(), recorded_at, prepared),
+        Ok(prepared) => decide_prepared(
+            writer.reference(),
+            fees,
+            writer.txns(),
+            line.recorded_at,
+            prepared,
+        ),
         Err(r) => Outcome::Rejected(r),
     };
-    let text = p.text;
     match outcome {
-        Outcome::Accepted(mut event) => {
-            wm.assign_seq(&mut event);
-            wm.apply_pending(&event);
+        Outcome::Accepted(event) => {
+            writer.stage(*event);
             summary.accepted += 1;
-            events.push(*event);
+            None
         }
-        Outcome::Duplicate => summary.duplicates += 1,
-        Outcome::Rejected(r) => {
-            *summary.rejected.entry(r.reason.as_str()).or_insert(0) += 1;
-            if summary.first_rejects.len() < REJECTS_LISTED_MAX {
-                summary.first_rejects.push(RejectedLine {
-                    line: line_no,
-                    reason: r.reason,
-                    field: r.field,
-                    detail: r.detail.clone(),
-                });
-            }
-            let raw = match &r.card {
-                Some(card) => mask_raw_with(&text, card),
-                None => mask_raw_line(&text),
-            };
-            tracing::debug!(
-                line = line_no,
-                reason = r.reason.as_str(),
-                field = r.field,
-                "record rejected"
-            );
-            let event = Event {
-                seq: 0,
-                event_id: format!(
-                    "rejected:{}",
-                    &sha256_hex(
-                        format!("{source_name}\n{line_no}\n{recorded_at}\n{raw}").as_bytes()
-                    )[..32]
-                ),
-                merchant_id: None,
-                occurred_at: recorded_at.to_string(),
-                recorded_at: recorded_at.to_string(),
-                body: EventBody::RecordRejected(RecordRejected {
-                    source: source_name.to_string(),
-                    line: line_no,
-                    position: None,
-                    raw,
-                    reason: r.reason,
-                    field: r.field.map(str::to_string),
-                    detail: r.detail,
-                }),
-            };
-            dead.push(to_record(&event, source_name.to_string()));
+        Outcome::Duplicate => {
+            summary.duplicates += 1;
+            None
         }
+        Outcome::Rejected(r) => Some(rejected(line, &p.text, r, summary)),
     }
+}
+
+/// Counts a rejected line and builds its dead letter, card numbers masked.
+fn rejected(line: &Line<'_>, text: &str, r: Rejection, summary: &mut IngestSummary) -> Event {
+    *summary.rejected.entry(r.reason.as_str()).or_insert(0) += 1;
+    if summary.first_rejects.len() < REJECTS_LISTED_MAX {
+        summary.first_rejects.push(RejectedLine {
+            line: line.line_no,
+            reason: r.reason,
+            field: r.field,
+            detail: r.detail.clone(),
+        });
+    }
+    let raw = match &r.card {
+        Some(card) => mask_raw_with(text, card),
+        None => mask_raw_line(text),
+    };
+    tracing::debug!(
+        line = line.line_no,
+        reason = r.reason.as_str(),
+        field = r.field,
+        "record rejected"
+    );
+    Event::record_rejected(
+        RecordRejected {
+            source: line.source_name.to_string(),
+            line: line.line_no,
+            position: None,
+            raw,
+            reason: r.reason,
+            field: r.field.map(str::to_string),
+            detail: r.detail,
+        },
+        line.recorded_at,
+    )
 }

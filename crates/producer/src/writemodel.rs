@@ -25,7 +25,7 @@ use clearing_consumer::{catch_up, CatchUp, ConsumeError, Handler, Item};
 use clearing_core::ingest::{apply, TxnLookup, TxnState, TxnStore};
 use clearing_core::registry::Reference;
 use clearing_core::Event;
-use clearing_log::{EventLog, Topic};
+use clearing_log::{EventLog, Positions, Topic};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +96,7 @@ pub struct WriteModel {
     _db: sled::Db,
     pub reference: Reference,
     reference_dirty: bool,
-    positions: BTreeMap<u32, u64>,
+    positions: Positions,
     txns: Txns,
     seqs: HashMap<String, u64>,
     changed_txns: Vec<String>,
@@ -202,7 +202,7 @@ impl WriteModel {
 
     /// Stores the pending state with the log positions it reflects, in one
     /// atomic sled batch.
-    pub fn commit(&mut self, ends: &BTreeMap<u32, u64>) -> Result<(), WriteModelError> {
+    pub fn commit(&mut self, ends: &Positions) -> Result<(), WriteModelError> {
         let mut batch = sled::Batch::default();
         if !self.changed_txns.is_empty() || !self.changed_seqs.is_empty() {
             self.changed_txns.sort_unstable();
@@ -231,9 +231,9 @@ impl WriteModel {
             );
             self.reference_dirty = false;
         }
-        for (partition, next) in ends {
+        for (partition, next) in ends.iter() {
             batch.insert(
-                clearing_log::store::position_key(POS_PREFIX, *partition),
+                clearing_log::store::position_key(POS_PREFIX, partition),
                 &next.to_be_bytes(),
             );
         }
@@ -256,7 +256,7 @@ impl WriteModel {
 impl Handler for WriteModel {
     type Error = WriteModelError;
 
-    fn positions(&self) -> BTreeMap<u32, u64> {
+    fn positions(&self) -> Positions {
         self.positions.clone()
     }
 
@@ -278,6 +278,6 @@ impl Handler for WriteModel {
                 }
             }
         }
-        self.commit(&BTreeMap::from([(partition, next_offset)]))
+        self.commit(&[(partition, next_offset)].into_iter().collect())
     }
 }

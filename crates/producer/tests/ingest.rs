@@ -3,12 +3,13 @@
 //! rebuilt from the log when its own state is behind.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use clearing_core::{Event, EventBody};
+use clearing_core::{Event, EventBody, Timestamp};
 use clearing_log::embedded::EmbeddedLog;
 use clearing_log::{EventLog, Topic, TopicNames};
 use clearing_producer::{
-    fees, ingest, load_fees, load_registry, IngestSummary, ProducerError, WriteModel,
+    fees, ingest, load_fees, load_registry, IngestSummary, ProducerError, Writer,
 };
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/day1");
@@ -17,19 +18,24 @@ fn read(name: &str) -> String {
     std::fs::read_to_string(Path::new(FIXTURE).join(name)).unwrap()
 }
 
-fn clock() -> String {
-    "2026-11-21T09:00:00.000+08:00".to_string()
+fn clock() -> Timestamp {
+    Timestamp::parse("2026-11-21T09:00:00.000+08:00").unwrap()
 }
 
-fn setup(dir: &Path) -> (EmbeddedLog, WriteModel) {
-    let log = EmbeddedLog::open(dir, TopicNames::with_prefix("t")).unwrap();
-    let mut wm = WriteModel::open(dir).unwrap();
+/// The embedded log of `dir` and a writer on it.
+fn open(dir: &Path) -> (Arc<EmbeddedLog>, Writer) {
+    let log = Arc::new(EmbeddedLog::open(dir, TopicNames::with_prefix("t")).unwrap());
+    let writer = Writer::open(log.clone(), dir).unwrap();
+    (log, writer)
+}
+
+fn setup(dir: &Path) -> (Arc<EmbeddedLog>, Writer) {
+    let (log, mut wm) = open(dir);
     let schedule = fees::parse_fees("fees.toml", &read("fees.toml")).unwrap();
     let calendar = fees::parse_holidays("holidays.txt", &read("holidays.txt")).unwrap();
-    load_fees(&log, &mut wm, schedule, calendar, &clock()).unwrap();
+    load_fees(&mut wm, schedule, calendar, &clock()).unwrap();
     let (m, i) = (read("merchants.jsonl"), read("intermediaries.jsonl"));
     load_registry(
-        &log,
         &mut wm,
         ("merchants.jsonl", &m),
         Some(("intermediaries.jsonl", &i)),
@@ -39,16 +45,8 @@ fn setup(dir: &Path) -> (EmbeddedLog, WriteModel) {
     (log, wm)
 }
 
-fn run(log: &EmbeddedLog, wm: &mut WriteModel, text: &str) -> IngestSummary {
-    ingest(
-        log,
-        wm,
-        "transactions.jsonl",
-        text.as_bytes(),
-        &clock,
-        |_| {},
-    )
-    .unwrap()
+fn run(_log: &EmbeddedLog, wm: &mut Writer, text: &str) -> IngestSummary {
+    ingest(wm, "transactions.jsonl", text.as_bytes(), &clock, |_| {}).unwrap()
 }
 
 fn all(log: &EmbeddedLog, topic: Topic) -> Vec<Event> {
@@ -113,8 +111,7 @@ fn a_rerun_after_restart_is_all_duplicates_and_publishes_nothing() {
         let (log, mut wm) = setup(dir.path());
         run(&log, &mut wm, &text)
     };
-    let log = EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap();
-    let mut wm = WriteModel::open(dir.path()).unwrap();
+    let (log, mut wm) = open(dir.path());
     let end = log.end(Topic::Events);
     let again = run(&log, &mut wm, &text);
     assert_eq!(again.accepted, 0);
@@ -137,16 +134,14 @@ fn a_lost_write_model_commit_is_recovered_from_the_log() {
     clearing_testkit::copy_dir(&dir.path().join("writer"), &snapshot.path().join("writer"))
         .unwrap();
     {
-        let log = EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap();
-        let mut wm = WriteModel::open(dir.path()).unwrap();
+        let (log, mut wm) = open(dir.path());
         run(&log, &mut wm, &second_half.join("\n"));
     }
     // …and put it back, as if the second half's commits had never reached disk
     std::fs::remove_dir_all(dir.path().join("writer")).unwrap();
     clearing_testkit::copy_dir(&snapshot.path().join("writer"), &dir.path().join("writer"))
         .unwrap();
-    let log = EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap();
-    let mut wm = WriteModel::open(dir.path()).unwrap();
+    let (log, mut wm) = open(dir.path());
     let end = log.end(Topic::Events);
     let again = run(&log, &mut wm, &text);
     assert_eq!(
@@ -177,8 +172,7 @@ fn a_write_model_deleted_outright_is_rebuilt_from_the_log() {
         run(&log, &mut wm, &text)
     };
     std::fs::remove_dir_all(dir.path().join("writer")).unwrap();
-    let log = EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap();
-    let mut wm = WriteModel::open(dir.path()).unwrap();
+    let (log, mut wm) = open(dir.path());
     let again = run(&log, &mut wm, &text);
     assert_eq!(
         (again.accepted, again.duplicates),
@@ -189,10 +183,8 @@ fn a_write_model_deleted_outright_is_rebuilt_from_the_log() {
 #[test]
 fn ingest_refuses_to_start_without_a_fee_schedule_and_publishes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap();
-    let mut wm = WriteModel::open(dir.path()).unwrap();
+    let (log, mut wm) = open(dir.path());
     let err = ingest(
-        &log,
         &mut wm,
         "x",
         read("transactions.jsonl").as_bytes(),

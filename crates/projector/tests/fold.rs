@@ -124,9 +124,13 @@ fn events_of(ops: &[Op]) -> Vec<Event> {
             }
         }
         let line = serde_json::Value::Object(rec).to_string();
-        if let Outcome::Accepted(mut e) =
-            decide(&reference, &fees, &txns, "2026-11-30T00:00:00+08:00", &line)
-        {
+        if let Outcome::Accepted(mut e) = decide(
+            &reference,
+            &fees,
+            &txns,
+            &clearing_core::Timestamp::parse("2026-11-30T00:00:00+08:00").unwrap(),
+            &line,
+        ) {
             let seq = seqs.entry(e.key().to_string()).or_insert(0);
             *seq += 1;
             e.seq = *seq;
@@ -281,7 +285,7 @@ fn projection_equals_the_in_memory_fold_across_batches_restarts_and_redeliveries
                 .filter(|t| &t.txn_id == id)
                 .collect();
             prop_assert_eq!(found.len(), 1);
-            prop_assert_eq!(&found[0].position, position);
+            prop_assert_eq!(&found[0].position.to_string(), position);
             prop_assert_eq!(found[0].business_date, *date);
         }
         // the same log in one batch with no restart: the same digest

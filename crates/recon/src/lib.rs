@@ -5,8 +5,9 @@
 //! Layout: `reader` streams and validates the file (CSV or the
 //! UnionPay-style fixed-width layout); `ledger_side` turns the projection's
 //! transaction index into what the channel should report; `reconcile` runs
-//! the core matcher and records the result as events (one per break, then
-//! the run's summary with its held pool), once per (date, file content).
+//! the core matcher and decides the events that record the result (one per
+//! break, then the run's summary with its held pool), once per (date, file
+//! content). Recording them is the caller's (the application's writer).
 
 pub mod reader;
 
@@ -18,9 +19,7 @@ use clearing_core::recon::{
     Counts, Finding, HeldItem, LedgerItem, LedgerStatus, MatchKey, Matcher, ReconType,
     ReconciliationBreak, ReconciliationRun,
 };
-use clearing_core::{Event, EventBody, Fen, TxnResult, TxnType};
-use clearing_log::EventLog;
-use clearing_producer::WriteModel;
+use clearing_core::{Event, Fen, Timestamp, TxnResult, TxnType};
 use clearing_projector::{Projector, ReconEntry};
 use sha2::{Digest, Sha256};
 
@@ -45,8 +44,6 @@ pub enum ReconError {
     NoSchedule,
     #[error("reading the projections: {0}")]
     Projector(#[from] clearing_projector::ProjectorError),
-    #[error("recording the result: {0}")]
-    Record(#[from] clearing_producer::ProducerError),
 }
 
 /// What a run found, as reported.
@@ -238,7 +235,7 @@ pub fn match_file<R: Read>(
         file: file.to_string(),
         source,
     })?;
-    let file_sha256 = hex(&hashing.hasher.finalize());
+    let file_sha256 = clearing_core::hex::encode(&hashing.hasher.finalize());
     Ok(Matched {
         outcome: matcher.finish(),
         file_sha256,
@@ -248,26 +245,28 @@ pub fn match_file<R: Read>(
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A run's result, and the events that record it (none when this file was
+/// already reconciled for this date).
+pub struct Reconciled {
+    pub report: Report,
+    pub events: Vec<Event>,
 }
 
-/// Reconciles one clearing file for `date` and records the result, unless
-/// this file was already reconciled for this date: then the recorded
-/// result is reported and nothing is recorded twice. The projector and
-/// the write model must be caught up; the caller catches the projector up
-/// again afterwards to see the new events.
-pub fn reconcile<L: EventLog + ?Sized, R: Read>(
-    log: &L,
-    wm: &mut WriteModel,
+/// Reconciles one clearing file for `date` against the projections, which
+/// must be caught up. A file already reconciled for this date gives the
+/// result recorded then, and nothing to record; otherwise the events to
+/// record, the breaks first and the run last. `cutoff` is the fee
+/// schedule's.
+#[allow(clippy::too_many_arguments)]
+pub fn reconcile<R: Read>(
     projector: &Projector,
+    cutoff: NaiveTime,
     file: &str,
     input: R,
     layout: Layout,
     date: NaiveDate,
-    recorded_at: &str,
-) -> Result<Report, ReconError> {
-    let cutoff = wm.reference.cutoff().ok_or(ReconError::NoSchedule)?;
+    recorded_at: &Timestamp,
+) -> Result<Reconciled, ReconError> {
     let ledger = ledger_side(projector.recon_entries(date)?, cutoff);
     let carried = held_in(projector, date, cutoff)?;
     let carried_in = carried.len() as u64;
@@ -277,7 +276,7 @@ pub fn reconcile<L: EventLog + ?Sized, R: Read>(
     if let Some(run) = projector.recon_run(date, &m.file_sha256)? {
         let breaks = projector.recon_breaks(date, &m.file_sha256)?;
         let run = run.value;
-        return Ok(Report {
+        let report = Report {
             business_date: date,
             file: file.to_string(),
             file_sha256: m.file_sha256,
@@ -290,49 +289,41 @@ pub fn reconcile<L: EventLog + ?Sized, R: Read>(
             held: run.held,
             carried_in,
             already_recorded: true,
+        };
+        return Ok(Reconciled {
+            report,
+            events: Vec::new(),
         });
     }
 
-    let short = &m.file_sha256[..16];
     let mut events: Vec<Event> = m
         .outcome
         .breaks
         .iter()
         .enumerate()
-        .map(|(i, f)| Event {
-            event_id: format!("recon:{date}:{short}:break:{i}"),
-            seq: 0,
-            merchant_id: None,
-            occurred_at: recorded_at.to_string(),
-            recorded_at: recorded_at.to_string(),
-            body: EventBody::ReconciliationBreak(Box::new(ReconciliationBreak {
+        .map(|(i, f)| {
+            let b = ReconciliationBreak {
                 business_date: date,
                 file_sha256: m.file_sha256.clone(),
                 index: i as u64,
                 finding: f.clone(),
-            })),
+            };
+            Event::reconciliation_break(b, recorded_at)
         })
         .collect();
-    events.push(Event {
-        event_id: format!("recon:{date}:{short}:run"),
-        seq: 0,
-        merchant_id: None,
-        occurred_at: recorded_at.to_string(),
-        recorded_at: recorded_at.to_string(),
-        body: EventBody::ReconciliationRun(Box::new(ReconciliationRun {
-            business_date: date,
-            file: file.to_string(),
-            file_sha256: m.file_sha256.clone(),
-            layout: layout.as_str().to_string(),
-            lines: m.lines,
-            bad_lines: m.bad_lines,
-            counts: m.outcome.counts.clone(),
-            breaks: m.outcome.breaks.len() as u64,
-            held: m.outcome.held.clone(),
-        })),
-    });
-    clearing_producer::record_events(log, wm, events)?;
-    Ok(Report {
+    let run = ReconciliationRun {
+        business_date: date,
+        file: file.to_string(),
+        file_sha256: m.file_sha256.clone(),
+        layout: layout.as_str().to_string(),
+        lines: m.lines,
+        bad_lines: m.bad_lines,
+        counts: m.outcome.counts.clone(),
+        breaks: m.outcome.breaks.len() as u64,
+        held: m.outcome.held.clone(),
+    };
+    events.push(Event::reconciliation_run(run, recorded_at));
+    let report = Report {
         business_date: date,
         file: file.to_string(),
         file_sha256: m.file_sha256,
@@ -345,5 +336,6 @@ pub fn reconcile<L: EventLog + ?Sized, R: Read>(
         held: m.outcome.held,
         carried_in,
         already_recorded: false,
-    })
+    };
+    Ok(Reconciled { report, events })
 }

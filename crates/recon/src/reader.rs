@@ -27,19 +27,13 @@ pub const CSV_HEADER: [&str; 10] = [
     "fee",
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Layout {
-    Csv,
-    UnionpayFixed,
-}
-
-impl Layout {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Layout::Csv => "csv",
-            Layout::UnionpayFixed => "unionpay-fixed",
-        }
+clearing_core::wire_enum! {
+    /// The layouts of a clearing file.
+    pub enum Layout {
+        /// SPEC §8's CSV.
+        Csv = "csv",
+        /// The fixed-width layout of docs/FORMATS.md.
+        UnionpayFixed = "unionpay-fixed",
     }
 }
 

@@ -6,13 +6,14 @@
 //! 100.00 sale carries a 0.60 fee. Its terminals are 10000001 and 10000002.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use clearing_core::recon::{Category, ReconType};
-use clearing_core::Fen;
+use clearing_core::{Fen, Timestamp};
 use clearing_log::embedded::EmbeddedLog;
 use clearing_log::{EventLog, Topic, TopicNames};
-use clearing_producer::{fees, ingest, load_fees, load_registry, WriteModel};
+use clearing_producer::{fees, ingest, load_fees, load_registry, record_events, Writer};
 use clearing_projector::Projector;
 use clearing_recon::{reconcile, Layout, ReconError, Report};
 
@@ -25,8 +26,8 @@ fn read(name: &str) -> String {
     std::fs::read_to_string(Path::new(FIXTURE).join(name)).unwrap()
 }
 
-fn clock() -> String {
-    "2026-11-22T09:00:00.000+08:00".to_string()
+fn clock() -> Timestamp {
+    Timestamp::parse("2026-11-22T09:00:00.000+08:00").unwrap()
 }
 
 fn date(s: &str) -> NaiveDate {
@@ -51,21 +52,20 @@ fn open_projector(dir: &Path) -> Projector {
 
 struct Ledger {
     dir: tempfile::TempDir,
-    log: EmbeddedLog,
-    wm: WriteModel,
+    log: Arc<EmbeddedLog>,
+    wm: Writer,
 }
 
 impl Ledger {
     fn new() -> Ledger {
         let dir = tempfile::tempdir().unwrap();
-        let log = EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap();
-        let mut wm = WriteModel::open(dir.path()).unwrap();
+        let log = Arc::new(EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap());
+        let mut wm = Writer::open(log.clone(), dir.path()).unwrap();
         let schedule = fees::parse_fees("fees.toml", &read("fees.toml")).unwrap();
         let calendar = fees::parse_holidays("holidays.txt", &read("holidays.txt")).unwrap();
-        load_fees(&log, &mut wm, schedule, calendar, &clock()).unwrap();
+        load_fees(&mut wm, schedule, calendar, &clock()).unwrap();
         let (m, i) = (read("merchants.jsonl"), read("intermediaries.jsonl"));
         load_registry(
-            &log,
             &mut wm,
             ("merchants.jsonl", &m),
             Some(("intermediaries.jsonl", &i)),
@@ -77,32 +77,28 @@ impl Ledger {
 
     fn ingest(&mut self, lines: &[String]) {
         let text = lines.join("\n");
-        let s = ingest(
-            &self.log,
-            &mut self.wm,
-            "t",
-            text.as_bytes(),
-            &clock,
-            |_| {},
-        )
-        .unwrap();
+        let s = ingest(&mut self.wm, "t", text.as_bytes(), &clock, |_| {}).unwrap();
         assert!(s.rejected.is_empty(), "{s:?}");
     }
 
     fn recon_as(&mut self, d: &str, file: &str, layout: Layout) -> Result<Report, ReconError> {
         let mut p = open_projector(self.dir.path());
-        p.catch_up(&self.log, |_| {}).unwrap();
+        p.catch_up(&*self.log, |_| {}).unwrap();
+        let cutoff = self.wm.reference().cutoff().unwrap();
         let r = reconcile(
-            &self.log,
-            &mut self.wm,
             &p,
+            cutoff,
             "channel.csv",
             file.as_bytes(),
             layout,
             date(d),
             &clock(),
-        );
-        p.catch_up(&self.log, |_| {}).unwrap();
+        )
+        .map(|r| {
+            record_events(&mut self.wm, r.events).unwrap();
+            r.report
+        });
+        p.catch_up(&*self.log, |_| {}).unwrap();
         r
     }
 
@@ -485,8 +481,8 @@ fn held_items_survive_a_restart_because_they_are_events() {
     let Ledger { dir, log, wm } = l;
     drop((log, wm));
     std::fs::remove_dir_all(dir.path().join("projections")).unwrap();
-    let log = EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap();
-    let wm = WriteModel::open(dir.path()).unwrap();
+    let log = Arc::new(EmbeddedLog::open(dir.path(), TopicNames::with_prefix("t")).unwrap());
+    let wm = Writer::open(log.clone(), dir.path()).unwrap();
     let mut l = Ledger { dir, log, wm };
     let r = l.recon(
         D2,

@@ -1,0 +1,292 @@
+//! `txn show`: a transaction's whole story (SPEC §9).
+
+use chrono::NaiveDate;
+use clearing_core::events::FeeRuleApplied;
+use clearing_core::recon::{Category, Finding, ReconType};
+use clearing_core::{Fen, TxnResult, TxnType};
+use clearing_log::EventLog;
+use clearing_projector::{Projector, TxnEntry};
+use serde::{Deserialize, Serialize};
+
+use super::{logged, LoggedEvent};
+use crate::error::AppError;
+
+/// Where the money of a sale stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SettlementStatus {
+    /// `in_settlement` (counts in its business date's row, paid out on
+    /// `payout_date`), `declined`, `voided` or `reversed`.
+    pub status: String,
+    pub business_date: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearing: Option<clearing_core::registry::Clearing>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediary_id: Option<String>,
+    pub amount: Fen,
+    pub fee: Fen,
+    /// Refunds recorded against the sale, and the fee they gave back.
+    pub refunded_amount: Fen,
+    pub refunded_fee: Fen,
+    /// What the merchant gets for this sale, refunds included.
+    pub net: Fen,
+}
+
+/// How reconciliation saw one sale or refund.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReconStatus {
+    pub txn_id: String,
+    pub txn_type: TxnType,
+    /// One of SPEC §8's eight categories, or `not_expected` (a declined,
+    /// voided or reversed record no file should carry, and none did), or
+    /// `not_reconciled` (no run for its business date yet).
+    pub category: String,
+    /// The business date of the run that decided it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_sha256: Option<String>,
+}
+
+/// A transaction's whole story.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Story {
+    pub txn_id: String,
+    pub txn_type: TxnType,
+    pub merchant_id: String,
+    pub terminal_id: String,
+    pub rrn: String,
+    pub result: TxnResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
+    pub amount: Fen,
+    pub fee: Fen,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_rule: Option<FeeRuleApplied>,
+    pub business_date: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_date: Option<NaiveDate>,
+    pub settlement: SettlementStatus,
+    pub reconciliation: Vec<ReconStatus>,
+    /// Every event touching the transaction, in log order.
+    pub events: Vec<LoggedEvent>,
+}
+
+/// `txn show --format json`: `{"query","transactions":[…]}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoriesView {
+    pub query: String,
+    pub transactions: Vec<Story>,
+}
+
+/// Every story whose sale, void, reversal or refund has this `txn_id` or
+/// `rrn` (none is not an error here).
+pub fn stories(p: &Projector, log: &dyn EventLog, id: &str) -> Result<Vec<Story>, AppError> {
+    let found = p.find_txns(id)?;
+    // The sale each matching record belongs to.
+    let mut roots: Vec<String> = Vec::new();
+    for t in found.iter().filter(|t| t.txn_id == id || t.rrn == id) {
+        let root = match t.txn_type {
+            TxnType::Sale => t.txn_id.clone(),
+            _ => t
+                .original_txn_id
+                .clone()
+                .unwrap_or_else(|| t.txn_id.clone()),
+        };
+        if !roots.contains(&root) {
+            roots.push(root);
+        }
+    }
+    let mut out = Vec::new();
+    for root in roots {
+        let records: Vec<TxnEntry> = if root == id {
+            found.clone()
+        } else {
+            p.find_txns(&root)?
+        }
+        .into_iter()
+        .filter(|t| t.txn_id == root || t.original_txn_id.as_deref() == Some(root.as_str()))
+        .collect();
+        out.push(story(p, log, &root, records)?);
+    }
+    Ok(out)
+}
+
+fn story(
+    p: &Projector,
+    log: &dyn EventLog,
+    root: &str,
+    records: Vec<TxnEntry>,
+) -> Result<Story, AppError> {
+    let sale = records
+        .iter()
+        .find(|t| t.txn_id == root)
+        .or_else(|| records.first())
+        .ok_or_else(|| AppError::storage("a story with no record"))?
+        .clone();
+    let mut events = Vec::new();
+    let mut fee_rule = None;
+    for t in &records {
+        let e = logged(p, log, t.position)?;
+        if t.txn_id == sale.txn_id {
+            fee_rule = e.txn().and_then(|t| t.fee_rule.clone());
+        }
+        events.push(e);
+    }
+    let cancelled = records.iter().find(|t| {
+        matches!(t.txn_type, TxnType::Void | TxnType::Reversal) && t.result == TxnResult::Approved
+    });
+    let settlement = settlement_status(&sale, &records, cancelled)?;
+    let mut reconciliation = Vec::new();
+    for t in records
+        .iter()
+        .filter(|t| matches!(t.txn_type, TxnType::Sale | TxnType::Refund))
+    {
+        let expected = t.result == TxnResult::Approved
+            && (t.txn_type == TxnType::Refund || cancelled.is_none());
+        let (status, recon_events) = recon_status(p, log, t, expected)?;
+        reconciliation.push(status);
+        for e in recon_events {
+            if !events.iter().any(|x| x.position == e.position) {
+                events.push(e);
+            }
+        }
+    }
+    events.sort_by(|a, b| {
+        (a.recorded_at.as_str(), a.position).cmp(&(b.recorded_at.as_str(), b.position))
+    });
+    Ok(Story {
+        txn_id: sale.txn_id.clone(),
+        txn_type: sale.txn_type,
+        merchant_id: sale.merchant_id.clone(),
+        terminal_id: sale.terminal_id.clone(),
+        rrn: sale.rrn.clone(),
+        result: sale.result,
+        decline_code: sale.decline_code.clone(),
+        amount: sale.amount,
+        fee: sale.fee,
+        fee_rule,
+        business_date: sale.business_date,
+        payout_date: sale.payout_date,
+        settlement,
+        reconciliation,
+        events,
+    })
+}
+
+/// The sale's status and what the merchant gets for it, refunds included.
+fn settlement_status(
+    sale: &TxnEntry,
+    records: &[TxnEntry],
+    cancelled: Option<&TxnEntry>,
+) -> Result<SettlementStatus, AppError> {
+    let refunds: Vec<&TxnEntry> = records
+        .iter()
+        .filter(|t| t.txn_type == TxnType::Refund && t.result == TxnResult::Approved)
+        .collect();
+    let refunded_amount = sum(refunds.iter().map(|t| t.amount))?;
+    let refunded_fee = sum(refunds.iter().map(|t| t.fee))?;
+    let status = match (sale.result, cancelled) {
+        (TxnResult::Declined, _) => "declined",
+        (_, Some(c)) if c.txn_type == TxnType::Void => "voided",
+        (_, Some(_)) => "reversed",
+        _ => "in_settlement",
+    };
+    let net = if status == "in_settlement" {
+        sale.amount
+            .checked_sub(sale.fee)
+            .and_then(|n| n.checked_sub(refunded_amount))
+            .and_then(|n| n.checked_add(refunded_fee))?
+    } else {
+        Fen(0)
+    };
+    Ok(SettlementStatus {
+        status: status.to_string(),
+        business_date: sale.business_date,
+        payout_date: sale.payout_date,
+        clearing: sale.settlement.as_ref().map(|r| r.clearing),
+        intermediary_id: sale
+            .settlement
+            .as_ref()
+            .and_then(|r| r.intermediary_id.clone()),
+        amount: sale.amount,
+        fee: sale.fee,
+        refunded_amount,
+        refunded_fee,
+        net,
+    })
+}
+
+fn sum(mut fens: impl Iterator<Item = Fen>) -> Result<Fen, AppError> {
+    Ok(fens.try_fold(Fen(0), |a, b| a.checked_add(b))?)
+}
+
+/// The category reconciliation gave a sale or refund, and the events
+/// that say so (the break naming it, or the run that matched or held it).
+fn recon_status(
+    p: &Projector,
+    log: &dyn EventLog,
+    t: &TxnEntry,
+    expected: bool,
+) -> Result<(ReconStatus, Vec<LoggedEvent>), AppError> {
+    // (called for sales and refunds only)
+    let recon_type = ReconType::of(t.txn_type);
+    let names = |f: &Finding| {
+        f.txn_id.as_deref() == Some(t.txn_id.as_str())
+            || (f.key.terminal_id == t.terminal_id
+                && f.key.rrn == t.rrn
+                && Some(f.key.txn_type) == recon_type)
+    };
+    let status = |category: &str, run: Option<(NaiveDate, &str)>| ReconStatus {
+        txn_id: t.txn_id.clone(),
+        txn_type: t.txn_type,
+        category: category.to_string(),
+        run_date: run.map(|r| r.0),
+        file_sha256: run.map(|r| r.1.to_string()),
+    };
+    let mut date = t.business_date;
+    // The day's run, then, for an item it held, the next day's.
+    for _ in 0..2 {
+        let Some(run) = p.recon_latest(date)? else {
+            let category = if date == t.business_date {
+                "not_reconciled"
+            } else {
+                Category::Held.as_str()
+            };
+            return Ok((status(category, None), Vec::new()));
+        };
+        let sha = run.value.file_sha256.clone();
+        for b in p.recon_breaks(date, &sha)? {
+            if names(&b.value.finding) {
+                let e = logged(p, log, b.position)?;
+                return Ok((
+                    status(b.value.finding.category.as_str(), Some((date, &sha))),
+                    vec![e],
+                ));
+            }
+        }
+        let run_event = logged(p, log, run.position)?;
+        if run.value.held.iter().any(|h| h.txn_id == t.txn_id) {
+            match date.succ_opt() {
+                Some(next) => {
+                    date = next;
+                    continue;
+                }
+                None => {
+                    return Ok((
+                        status(Category::Held.as_str(), Some((date, &sha))),
+                        vec![run_event],
+                    ))
+                }
+            }
+        }
+        let category = if expected {
+            Category::Matched.as_str()
+        } else {
+            "not_expected"
+        };
+        return Ok((status(category, Some((date, &sha))), vec![run_event]));
+    }
+    Ok((status(Category::Held.as_str(), None), Vec::new()))
+}

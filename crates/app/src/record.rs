@@ -1,0 +1,129 @@
+//! Recording: every use case that adds events to the ledger goes through a
+//! `Recorder`, which owns the one writer (ADR 9). It is opened on a `Live`
+//! dir only, so a replayed dir can never be written.
+
+use std::io::{BufRead, Read};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use clearing_core::calendar::Calendar;
+use clearing_log::EventLog;
+use clearing_producer::{FeesLoaded, IngestSummary, RegistryLoaded, Writer};
+use clearing_recon::Layout;
+
+use crate::config::{now, open_log, open_projector, open_writer, Config};
+use crate::error::{AppError, Context};
+use crate::replay::Live;
+
+/// A text and the name it goes by in messages (a file's path, `-`, a
+/// request).
+#[derive(Clone, Copy, Debug)]
+pub struct Named<'a> {
+    pub name: &'a str,
+    pub text: &'a str,
+}
+
+/// What a reconciliation run found and recorded.
+pub type ReconReport = clearing_recon::Report;
+
+pub struct Recorder {
+    config: Config,
+    log: Arc<dyn EventLog>,
+    writer: Writer,
+}
+
+impl Recorder {
+    /// Opens the log and the write model of a live data dir, the write
+    /// model caught up with the log.
+    pub fn open(live: Live<'_>) -> Result<Recorder, AppError> {
+        let config = live.config().clone();
+        let log = open_log(&config)?;
+        let writer = open_writer(log.clone(), &config.data_dir)?;
+        Ok(Recorder {
+            config,
+            log,
+            writer,
+        })
+    }
+
+    /// The log this recorder writes to.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    /// Reference data as recorded.
+    pub fn reference(&self) -> &clearing_core::registry::Reference {
+        self.writer.reference()
+    }
+
+    /// Records a fee schedule (and calendar) unless it equals the one in
+    /// force.
+    pub fn load_fees(
+        &mut self,
+        fees: Named<'_>,
+        holidays: Option<Named<'_>>,
+    ) -> Result<FeesLoaded, AppError> {
+        let schedule = clearing_producer::fees::parse_fees(fees.name, fees.text)?;
+        let calendar = match holidays {
+            Some(h) => clearing_producer::fees::parse_holidays(h.name, h.text)?,
+            None => Calendar::default(),
+        };
+        let loaded = clearing_producer::load_fees(&mut self.writer, schedule, calendar, &now())?;
+        self.writer.flush()?;
+        Ok(loaded)
+    }
+
+    /// Records registrations and changes; all or nothing.
+    pub fn load_registry(
+        &mut self,
+        merchants: Named<'_>,
+        intermediaries: Option<Named<'_>>,
+    ) -> Result<RegistryLoaded, AppError> {
+        let loaded = clearing_producer::load_registry(
+            &mut self.writer,
+            (merchants.name, merchants.text),
+            intermediaries.map(|i| (i.name, i.text)),
+            &now(),
+        )?;
+        self.writer.flush()?;
+        Ok(loaded)
+    }
+
+    /// Validates and records a transactions input; every line ends as
+    /// events, a counted duplicate or a dead letter.
+    pub fn ingest(
+        &mut self,
+        source: &str,
+        input: impl BufRead,
+        progress: impl FnMut(&IngestSummary),
+    ) -> Result<IngestSummary, AppError> {
+        let summary = clearing_producer::ingest(&mut self.writer, source, input, &now, progress)?;
+        self.writer.flush()?;
+        Ok(summary)
+    }
+
+    /// Reconciles a channel clearing file for `date` (SPEC §8), records the
+    /// result once per (date, file content), and projects what it recorded.
+    pub fn reconcile(
+        &mut self,
+        file: &str,
+        input: impl Read,
+        layout: Layout,
+        date: NaiveDate,
+    ) -> Result<ReconReport, AppError> {
+        let cutoff = self.writer.reference().cutoff().ok_or_else(|| {
+            AppError::conflict(
+                "no fee schedule is recorded yet, so the cutoff is unknown: run `clearing fees load FILE` first",
+            )
+        })?;
+        let mut p = open_projector(&self.config.data_dir)?;
+        crate::project::catch_up(&self.config, &*self.log, &mut p)?;
+        let run = clearing_recon::reconcile(&p, cutoff, file, input, layout, date, &now())?;
+        clearing_producer::record_events(&mut self.writer, run.events)
+            .context("recording the result")?;
+        self.writer.flush()?;
+        crate::project::catch_up(&self.config, &*self.log, &mut p)?;
+        p.flush()?;
+        Ok(run.report)
+    }
+}

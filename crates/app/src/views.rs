@@ -1,0 +1,87 @@
+//! What the use cases return, as `Serialize` view structs: the JSON every
+//! front end prints or sends is one of these, serialised as it is.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use clearing_core::recon::{Category, HeldItem, ReconType};
+use clearing_core::Positions;
+use serde::Serialize;
+
+/// `clearing digest --format json`: the state digest and the log position
+/// it reflects, as a map and as the `--until` text that replays it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DigestView {
+    pub digest: String,
+    pub positions: BTreeMap<String, u64>,
+    pub log_position: Positions,
+}
+
+impl DigestView {
+    pub fn new(digest: String, positions: &Positions) -> DigestView {
+        DigestView {
+            digest,
+            positions: positions.as_json_map(),
+            log_position: positions.clone(),
+        }
+    }
+}
+
+/// `clearing project --format json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProjectedView {
+    pub events_applied: u64,
+    pub redelivered_skipped: u64,
+    pub positions: BTreeMap<String, u64>,
+    /// Where the projections stand (not in the JSON: `positions` says it).
+    #[serde(skip)]
+    pub stand: Positions,
+}
+
+/// One key of SPEC §11's reconciliation JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReconKeyView {
+    pub terminal_id: String,
+    pub rrn: String,
+    pub txn_type: ReconType,
+}
+
+/// One break of SPEC §11's reconciliation JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReconBreakView {
+    pub category: Category,
+    #[serde(flatten)]
+    pub key: ReconKeyView,
+}
+
+/// SPEC §11's reconciliation JSON, exactly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReconView {
+    pub business_date: NaiveDate,
+    pub counts: clearing_core::recon::Counts,
+    pub breaks: Vec<ReconBreakView>,
+    pub held: Vec<ReconKeyView>,
+}
+
+impl ReconView {
+    pub fn of(r: &clearing_recon::Report) -> ReconView {
+        let key = |k: &clearing_core::recon::MatchKey| ReconKeyView {
+            terminal_id: k.terminal_id.clone(),
+            rrn: k.rrn.clone(),
+            txn_type: k.txn_type,
+        };
+        ReconView {
+            business_date: r.business_date,
+            counts: r.counts.clone(),
+            breaks: r
+                .breaks
+                .iter()
+                .map(|b| ReconBreakView {
+                    category: b.category,
+                    key: key(&b.key),
+                })
+                .collect(),
+            held: r.held.iter().map(|h: &HeldItem| key(&h.key)).collect(),
+        }
+    }
+}

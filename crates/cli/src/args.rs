@@ -1,0 +1,281 @@
+//! The command line's arguments (SPEC §10), as clap parses them.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clearing_app::core::{Cut, Timestamp};
+use clearing_app::{ConfigInput, Layout};
+
+use crate::render::Format;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "clearing",
+    version,
+    about = "The clearing ledger: ingest, settle, reconcile and replay acquiring transactions"
+)]
+pub struct Cli {
+    /// Where the ledger keeps its state (embedded log, write model, projections).
+    #[arg(long, env = "CLEARING_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka bootstrap brokers (host:port,…); absent = the embedded log in the data dir.
+    #[arg(long, env = "CLEARING_KAFKA", global = true)]
+    pub kafka: Option<String>,
+    /// Topic prefix: topics are PREFIX.events and PREFIX.rejected.
+    #[arg(
+        long,
+        env = "CLEARING_TOPIC_PREFIX",
+        default_value = "clearing",
+        global = true
+    )]
+    pub topic_prefix: String,
+    /// Partitions of each topic, used when creating topics on Kafka and
+    /// checked against existing ones.
+    #[arg(long, env = "CLEARING_PARTITIONS", default_value_t = 8, global = true)]
+    pub partitions: u32,
+    /// On Kafka: how long a record may wait for the broker's acknowledgement,
+    /// retries with back-off included, before the command stops with an error.
+    #[arg(
+        long,
+        env = "CLEARING_KAFKA_TIMEOUT_SECS",
+        default_value_t = 120,
+        global = true
+    )]
+    pub kafka_timeout_secs: u64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Runs the whole daily job on a generated, realistic day and prints the reports.
+    Demo(DemoArgs),
+    /// Fee schedule.
+    Fees {
+        #[command(subcommand)]
+        command: FeesCommand,
+    },
+    /// Merchant and intermediary registry.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+    /// Validates and publishes a transactions file (`-` = stdin).
+    Ingest {
+        file: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Brings the projections up to the end of the log.
+    Project {
+        /// Keep following the log until SIGINT/SIGTERM.
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: how long to wait between polls of the log.
+        #[arg(long, default_value_t = 500)]
+        poll_interval_ms: u64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Settlement and risk reports.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+    /// Digest of the live projection state.
+    Digest {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Reconciles the channel's clearing file of a business date (SPEC §8).
+    Recon {
+        /// The clearing file.
+        #[arg(long)]
+        file: PathBuf,
+        /// Business date the file is for, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        /// The file's layout: the CSV of SPEC §8, or the fixed-width layout
+        /// of docs/FORMATS.md.
+        #[arg(long, value_enum, default_value_t = ReconLayout::Csv)]
+        layout: ReconLayout,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Rebuilds every projection from the log alone, up to a time or a log
+    /// position, into a fresh data dir; prints its digest (SPEC §9).
+    Replay {
+        /// `end`, an RFC 3339 time (events recorded up to and including
+        /// it), or per-partition positions `0:1234,1:567` (the records
+        /// before those offsets).
+        #[arg(long, value_parser = parse_cut)]
+        until: Cut,
+        /// The fresh data dir to build.
+        #[arg(long)]
+        into: PathBuf,
+        /// Events applied before the projections' store is closed and
+        /// reopened: what bounds a replay's memory.
+        #[arg(long, default_value_t = clearing_app::replay::REPLAY_LEG_EVENTS)]
+        leg_events: u64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// A transaction's whole story (SPEC §9).
+    Txn {
+        #[command(subcommand)]
+        command: TxnCommand,
+    },
+    /// Merchant views.
+    Merchant {
+        #[command(subcommand)]
+        command: MerchantCommand,
+    },
+    /// Exports for other parties and other tools.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+    /// The pipeline benchmark.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TxnCommand {
+    /// Every event of a transaction with its log position, the registry as it
+    /// stood then, the fee rule, postings, settlement and reconciliation.
+    Show {
+        /// A txn_id or an rrn.
+        id: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MerchantCommand {
+    /// A merchant's settlement of a business date as known at a moment, line by line.
+    Statement {
+        merchant_id: String,
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        /// RFC 3339 time: only events recorded up to and including it.
+        #[arg(long, value_parser = parse_time)]
+        as_of: Option<Timestamp>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// A self-contained JSON bundle of a transaction for the other party.
+    Dispute {
+        /// A txn_id or an rrn.
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The day's postings as a plain-text accounting journal (hledger).
+    Hledger {
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        /// Where to write it (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReconLayout {
+    Csv,
+    UnionpayFixed,
+}
+
+impl From<ReconLayout> for Layout {
+    fn from(l: ReconLayout) -> Self {
+        match l {
+            ReconLayout::Csv => Layout::Csv,
+            ReconLayout::UnionpayFixed => Layout::UnionpayFixed,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FeesCommand {
+    /// Records the fee schedule (and calendar) as an event.
+    Load {
+        file: PathBuf,
+        #[arg(long)]
+        holidays: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// Records registrations and changes as events.
+    Load {
+        #[arg(long)]
+        merchants: PathBuf,
+        #[arg(long)]
+        intermediaries: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Per-merchant settlement of a business date (SPEC §7).
+    Settlement(ReportArgs),
+    /// Flagged transactions and second-party exposure of a business date.
+    Risk(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Business date, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    pub date: NaiveDate,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Seed of the generated day; the same seed gives the same day.
+    #[arg(long, default_value_t = 20261120)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 300)]
+    pub merchants: usize,
+    #[arg(long, default_value_t = 5000)]
+    pub txns: usize,
+    /// Business date of the generated day.
+    #[arg(long, value_parser = parse_date, default_value = "2026-11-20")]
+    pub date: NaiveDate,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    s.parse()
+}
+
+fn parse_cut(s: &str) -> Result<Cut, String> {
+    s.parse()
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a YYYY-MM-DD date"))
+}
+
+impl Cli {
+    /// What the global options say, for the application to validate.
+    pub fn config_input(&self) -> ConfigInput {
+        ConfigInput {
+            data_dir: self.data_dir.clone(),
+            kafka: self.kafka.clone(),
+            topic_prefix: self.topic_prefix.clone(),
+            partitions: self.partitions,
+            kafka_timeout_secs: self.kafka_timeout_secs,
+        }
+    }
+}

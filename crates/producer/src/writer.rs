@@ -1,0 +1,195 @@
+//! The one way the ledger records events.
+//!
+//! A `Writer` owns the write model and the log it writes to. Every change —
+//! a fee schedule, a registry load, a batch of transactions, a
+//! reconciliation run — goes through the same protocol:
+//!
+//! 1. the write model is caught up from the log (on open, and before each
+//!    step that decides against it);
+//! 2. decided events are *staged*: numbered within their key (`seq`) and
+//!    folded into the write model's pending state, so that later decisions
+//!    in the same step see them;
+//! 3. `commit` appends the staged events to the events topic and waits
+//!    until the log has them durably;
+//! 4. only then the write model stores its state with the new log
+//!    positions, in one atomic write.
+//!
+//! A crash between 3 and 4 is harmless: the next open re-applies the
+//! published events from the log before deciding anything. A failed commit
+//! leaves the in-memory pending state void, so the writer refuses further
+//! work until it is reopened.
+
+use std::sync::Arc;
+
+use clearing_consumer::ConsumeError;
+use clearing_core::ingest::TxnLookup;
+use clearing_core::registry::Reference;
+use clearing_core::Event;
+use clearing_log::{EventLog, LogError, Positions, Record, Topic};
+
+use crate::writemodel::{WriteModel, WriteModelError};
+
+/// Why recording failed. The cause is kept: a write-model disk error is
+/// not a broker error.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The log did not acknowledge the append (broker down, disk full…).
+    #[error("{0}")]
+    Log(#[from] LogError),
+    /// The log has the events, but the write model could not store its
+    /// state; the next open catches it up from the log.
+    #[error("{0}")]
+    WriteModel(#[from] WriteModelError),
+    #[error("catching up the write model: {0}")]
+    CatchUp(#[from] ConsumeError<WriteModelError>),
+    /// An earlier commit of this writer failed: its pending state is void.
+    #[error("an earlier write failed; reopen the ledger before recording more")]
+    Poisoned,
+}
+
+impl WriteError {
+    /// Whether running the same step again (after the cause is fixed) can
+    /// complete it.
+    pub fn retryable(&self) -> bool {
+        match self {
+            WriteError::Log(e) => e.retryable(),
+            WriteError::WriteModel(_) | WriteError::CatchUp(_) | WriteError::Poisoned => false,
+        }
+    }
+}
+
+pub struct Writer {
+    log: Arc<dyn EventLog>,
+    wm: WriteModel,
+    staged: Vec<Event>,
+    poisoned: bool,
+}
+
+/// An event as a log record: its encoding under its key, with its type,
+/// schema version and id also as headers, so that consumers can route or
+/// skip messages without decoding them.
+pub fn to_record(e: &Event) -> Record {
+    Record {
+        key: e.key().to_string(),
+        payload: e.encode(),
+        headers: vec![
+            ("type", e.type_name().to_string()),
+            ("schema_version", e.schema_version().to_string()),
+            ("event_id", e.event_id.clone()),
+        ],
+    }
+}
+
+/// Appends dead letters to the rejected topic. They carry no write-model
+/// state: every reader that finds the same fault writes the same id.
+pub fn dead_letter(log: &dyn EventLog, events: &[Event]) -> Result<(), LogError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<Record> = events.iter().map(to_record).collect();
+    log.append(Topic::Rejected, &records).map(|_| ())
+}
+
+impl Writer {
+    /// Opens the write model of `data_dir` and catches it up with `log`.
+    pub fn open(log: Arc<dyn EventLog>, data_dir: &std::path::Path) -> Result<Writer, WriteError> {
+        let wm = WriteModel::open(data_dir)?;
+        let mut w = Writer {
+            log,
+            wm,
+            staged: Vec::new(),
+            poisoned: false,
+        };
+        w.catch_up()?;
+        Ok(w)
+    }
+
+    /// The log this writer records on.
+    pub fn log(&self) -> &dyn EventLog {
+        &*self.log
+    }
+
+    /// Applies what the log holds beyond the stored position (another
+    /// process of this ledger may have recorded since).
+    pub fn catch_up(&mut self) -> Result<(), WriteError> {
+        self.usable()?;
+        self.wm.catch_up(&*self.log)?;
+        Ok(())
+    }
+
+    /// Reference data as recorded, staged events included.
+    pub fn reference(&self) -> &Reference {
+        &self.wm.reference
+    }
+
+    /// Accepted records by `txn_id`, staged ones included.
+    pub fn txns(&self) -> &impl TxnLookup {
+        self.wm.view()
+    }
+
+    /// Numbers `event` within its key and folds it into the pending state.
+    pub fn stage(&mut self, mut event: Event) {
+        self.wm.assign_seq(&mut event);
+        self.wm.apply_pending(&event);
+        self.staged.push(event);
+    }
+
+    /// Events staged and not yet committed.
+    pub fn staged(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Appends the staged events, waits for the log's acknowledgement, and
+    /// stores the write model at the new log end. Nothing staged: nothing
+    /// happens.
+    pub fn commit(&mut self) -> Result<(), WriteError> {
+        self.usable()?;
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let result = self.append_staged();
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn append_staged(&mut self) -> Result<(), WriteError> {
+        use rayon::prelude::*;
+        let records: Vec<Record> = self
+            .staged
+            .par_iter()
+            .with_min_len(256)
+            .map(to_record)
+            .collect();
+        let positions = self.log.append(Topic::Events, &records)?;
+        self.staged.clear();
+        let mut ends = Positions::new();
+        for p in positions {
+            ends.advance_past(p);
+        }
+        self.wm.commit(&ends)?;
+        Ok(())
+    }
+
+    /// Appends dead letters to the rejected topic.
+    pub fn dead_letter(&self, events: &[Event]) -> Result<(), WriteError> {
+        self.usable()?;
+        dead_letter(&*self.log, events)?;
+        Ok(())
+    }
+
+    /// Makes the write model's stored state durable.
+    pub fn flush(&self) -> Result<(), WriteError> {
+        self.wm.flush()?;
+        Ok(())
+    }
+
+    fn usable(&self) -> Result<(), WriteError> {
+        if self.poisoned {
+            Err(WriteError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+}

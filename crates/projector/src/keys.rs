@@ -1,0 +1,214 @@
+//! The key schema of the projections' one sled tree, as types: every key
+//! is built here and every prefix scanned is built here, so no other code
+//! knows where a date or a partition sits inside a key.
+//!
+//! | key | value |
+//! |---|---|
+//! | `pos/` partition (u32 BE) | next offset to read (u64 BE) |
+//! | `hw/` event key | highest event `seq` applied for that key (u64 BE) |
+//! | `row/DATE/MERCHANT\0CLEARING\0INTERMEDIARY\0PAYOUT` | settlement row totals (JSON) |
+//! | `txn/DATE/` batch's first position (u32 BE, u64 BE) | transaction index segment (LZ4 postcard) |
+//! | `rk/DATE/` batch's first position | reconciliation index segment (LZ4 postcard) |
+//! | `risk/DATE/` batch's first position | flagged records segment (LZ4 JSON) |
+//! | `merchant/ID\0` version (u32 BE) | registry entry with its position (JSON) |
+//! | `intermediary/ID\0` version (u32 BE) | intermediary with its position (JSON) |
+//! | `fees/` version (u32 BE) | fee schedule with its position (JSON) |
+//! | `recon/run/DATE/SHA256/` | a reconciliation run with its position (JSON) |
+//! | `recon/break/DATE/SHA256/` index (u64 BE) | a break with its position (JSON) |
+//! | `recon/latest/DATE` | the SHA-256 of the date's latest run |
+//! | `bad/` partition (u32 BE), offset (u64 BE) | why the event there could not be decoded |
+
+use chrono::NaiveDate;
+use clearing_core::events::RowKey;
+use clearing_core::Position;
+
+/// The per-batch segments: one value per business date and batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// The transaction index (postcard).
+    Txn,
+    /// What reconciliation needs of each record (postcard).
+    Recon,
+    /// Flagged records (JSON).
+    Risk,
+}
+
+impl SegmentKind {
+    pub const ALL: [SegmentKind; 3] = [SegmentKind::Txn, SegmentKind::Recon, SegmentKind::Risk];
+
+    fn prefix(self) -> &'static str {
+        match self {
+            SegmentKind::Txn => "txn/",
+            SegmentKind::Recon => "rk/",
+            SegmentKind::Risk => "risk/",
+        }
+    }
+
+    /// The kind of a stored key, and how long its `PREFIX/DATE/` part is:
+    /// the part of a segment's key that does not depend on batching.
+    pub fn of_key(k: &[u8]) -> Option<(SegmentKind, usize)> {
+        SegmentKind::ALL.into_iter().find_map(|kind| {
+            let p = kind.prefix().as_bytes();
+            // `YYYY-MM-DD/`
+            let date_part = p.len() + DATE_LEN + 1;
+            (k.starts_with(p) && k.len() > date_part && k[date_part - 1] == b'/')
+                .then_some((kind, date_part))
+        })
+    }
+}
+
+/// `YYYY-MM-DD`.
+const DATE_LEN: usize = 10;
+
+const POSITION: &[u8] = b"pos/";
+const HIGH_WATER: &[u8] = b"hw/";
+const BAD: &[u8] = b"bad/";
+
+fn join(parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// Every key of the projections.
+pub enum Key<'a> {
+    Position(u32),
+    HighWater(&'a str),
+    Row(&'a RowKey),
+    Segment(SegmentKind, NaiveDate, Position),
+    Merchant(&'a str, u32),
+    Intermediary(&'a str, u32),
+    Fees(u32),
+    ReconRun(NaiveDate, &'a str),
+    ReconBreak(NaiveDate, &'a str, u64),
+    ReconLatest(NaiveDate),
+    Bad(Position),
+}
+
+impl Key<'_> {
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Key::Position(p) => join(&[POSITION, &p.to_be_bytes()]),
+            Key::HighWater(k) => join(&[HIGH_WATER, k.as_bytes()]),
+            Key::Row(k) => format!(
+                "row/{}/{}\0{}\0{}\0{}",
+                k.business_date,
+                k.merchant_id,
+                k.clearing.as_str(),
+                k.intermediary_id.as_deref().unwrap_or(""),
+                k.payout_date
+            )
+            .into_bytes(),
+            Key::Segment(kind, date, first) => join(&[
+                Prefix::Segments(*kind, *date).bytes().as_slice(),
+                &first.partition.to_be_bytes(),
+                &first.offset.to_be_bytes(),
+            ]),
+            Key::Merchant(id, v) => {
+                join(&[&Prefix::MerchantVersions(id).bytes(), &v.to_be_bytes()])
+            }
+            Key::Intermediary(id, v) => {
+                join(&[&Prefix::IntermediaryVersions(id).bytes(), &v.to_be_bytes()])
+            }
+            Key::Fees(v) => join(&[&Prefix::FeeSchedules.bytes(), &v.to_be_bytes()]),
+            Key::ReconRun(date, sha) => format!("recon/run/{date}/{sha}/").into_bytes(),
+            Key::ReconBreak(date, sha, i) => {
+                join(&[&Prefix::ReconBreaks(*date, sha).bytes(), &i.to_be_bytes()])
+            }
+            Key::ReconLatest(date) => format!("recon/latest/{date}").into_bytes(),
+            Key::Bad(p) => join(&[BAD, &p.partition.to_be_bytes(), &p.offset.to_be_bytes()]),
+        }
+    }
+}
+
+/// Every prefix the projections are scanned by.
+pub enum Prefix<'a> {
+    Positions,
+    HighWater,
+    RowsOf(NaiveDate),
+    /// Segments of a kind and date.
+    Segments(SegmentKind, NaiveDate),
+    /// Segments of a kind, every date.
+    AllSegments(SegmentKind),
+    MerchantVersions(&'a str),
+    IntermediaryVersions(&'a str),
+    FeeSchedules,
+    ReconBreaks(NaiveDate, &'a str),
+    Bad,
+}
+
+impl Prefix<'_> {
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Prefix::Positions => POSITION.to_vec(),
+            Prefix::HighWater => HIGH_WATER.to_vec(),
+            Prefix::RowsOf(date) => format!("row/{date}/").into_bytes(),
+            Prefix::Segments(kind, date) => format!("{}{date}/", kind.prefix()).into_bytes(),
+            Prefix::AllSegments(kind) => kind.prefix().as_bytes().to_vec(),
+            Prefix::MerchantVersions(id) => join(&[b"merchant/", id.as_bytes(), b"\0"]),
+            Prefix::IntermediaryVersions(id) => join(&[b"intermediary/", id.as_bytes(), b"\0"]),
+            Prefix::FeeSchedules => b"fees/".to_vec(),
+            Prefix::ReconBreaks(date, sha) => format!("recon/break/{date}/{sha}/").into_bytes(),
+            Prefix::Bad => BAD.to_vec(),
+        }
+    }
+}
+
+/// The partition of a `pos/` key.
+pub fn position_partition(k: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(
+        k.strip_prefix(POSITION)?.try_into().ok()?,
+    ))
+}
+
+/// The event key of a `hw/` key.
+pub fn high_water_key(k: &[u8]) -> Option<&str> {
+    std::str::from_utf8(k.strip_prefix(HIGH_WATER)?).ok()
+}
+
+/// The position of a `bad/` key.
+pub fn bad_position(k: &[u8]) -> Option<Position> {
+    let rest = k.strip_prefix(BAD)?;
+    if rest.len() != 12 {
+        return None;
+    }
+    Some(Position::new(
+        u32::from_be_bytes(rest[..4].try_into().ok()?),
+        u64::from_be_bytes(rest[4..].try_into().ok()?),
+    ))
+}
+
+/// The version at the end of a registry key under `prefix`.
+pub fn version_after(prefix: &[u8], k: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(k.strip_prefix(prefix)?.try_into().ok()?))
+}
+
+/// Keys left out of the digest: where the state stands, not what it is.
+pub fn is_position(k: &[u8]) -> bool {
+    k.starts_with(POSITION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_keys_say_their_kind_and_date_part() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        for kind in SegmentKind::ALL {
+            let k = Key::Segment(kind, d, Position::new(1, 7)).bytes();
+            let (found, len) = SegmentKind::of_key(&k).unwrap();
+            assert_eq!(found, kind);
+            assert_eq!(&k[..len], Prefix::Segments(kind, d).bytes().as_slice());
+        }
+        assert!(SegmentKind::of_key(b"row/2026-11-20/x").is_none());
+        assert_eq!(
+            bad_position(&Key::Bad(Position::new(3, 9)).bytes()),
+            Some(Position::new(3, 9))
+        );
+        assert_eq!(position_partition(&Key::Position(4).bytes()), Some(4));
+        assert_eq!(high_water_key(&Key::HighWater("m1").bytes()), Some("m1"));
+    }
+}

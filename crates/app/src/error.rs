@@ -121,7 +121,7 @@ impl From<ProducerError> for AppError {
                 let kind = AppError::from_write_kind(error);
                 AppError::new(kind, e.to_string())
             }
-            ProducerError::Write(w) => w.into(),
+            ProducerError::Write(w) => (*w).into(),
         }
     }
 }

@@ -263,6 +263,14 @@ fn record(
     )
 }
 
+/// What every record of the generated day draws on.
+struct DayPlan<'a> {
+    ms: &'a [M],
+    /// `P` + the business date: the prefix of sale ids.
+    prefix: String,
+    faults: bool,
+}
+
 fn write_transactions(
     p: &Params,
     ms: &[M],
@@ -278,10 +286,13 @@ fn write_transactions(
         rrn: 432_100_000_000 + p.seed % 1000 * 1_000_000,
         stan: 0,
     };
-    let prefix = format!("P{}", day.format("%Y%m%d"));
+    let plan = DayPlan {
+        ms,
+        prefix: format!("P{}", day.format("%Y%m%d")),
+        faults: p.faults,
+    };
     let mut sales: Vec<Sale> = Vec::new();
     let mut seq = 0u64;
-    let faults = p.faults;
     let mut i = 0usize;
     while i < p.txns {
         seq += 1;
@@ -294,111 +305,140 @@ fn write_transactions(
                 + Duration::seconds(rng.gen_range(0..1200));
         }
         let mi = rng.gen_range(0..ms.len());
-        let m = &ms[mi];
         let roll = rng.gen_range(0..1000);
         // a later action on an earlier sale of the day
         if roll < 40 && !sales.is_empty() {
-            let s = sales[rng.gen_range(0..sales.len())].clone();
-            let sm = &ms[s.merchant];
-            let (kind, amount_fen, tag) = match roll {
-                0..=9 => ("void", s.amount_fen, 'V'),
-                10..=14 => ("reversal", s.amount_fen, 'R'),
-                15..=29 => ("refund", (s.amount_fen / rng.gen_range(1..=4)).max(1), 'F'),
-                _ => ("refund", s.amount_fen, 'F'),
-            };
-            let when = s.at.max(at) + Duration::seconds(rng.gen_range(1..600));
-            let id = format!("{tag}{}{seq:07}", &prefix[1..]);
-            let rrn = w.next_rrn();
-            let stan = w.next_stan();
-            let line = record(
-                &id,
-                kind,
-                Some(&s.txn_id),
-                &sm.id,
-                &s.terminal,
-                sm.mcc,
-                s.channel,
-                &fen(amount_fen),
-                "approved",
-                None,
-                &rrn,
-                &stan,
-                None,
-                when,
-            );
-            w.line(&line)?;
+            write_follow_up(&mut w, rng, &plan, &sales, roll, at, seq)?;
             continue;
         }
-        let id = format!("{prefix}{seq:07}");
-        let channel = pick_channel(rng);
-        let mut terminal = m.terminals[rng.gen_range(0..m.terminals.len())].clone();
-        let mut mcc = m.mcc;
-        match rng.gen_range(0..1000) {
-            // 跳商户: the terminal of another merchant
-            0..=4 => {
-                let other = &ms[rng.gen_range(0..ms.len())];
-                terminal = other.terminals[0].clone();
-            }
-            // a terminal nobody registered
-            5..=7 => terminal = format!("9999{:04}", rng.gen_range(0..10_000)),
-            // 跳码: a cheaper MCC than registered
-            8..=17 => mcc = ["5411", "8062", "5912"][rng.gen_range(0..3)],
-            _ => {}
-        }
-        let amount_fen = amount(rng);
-        let declined = rng.gen_range(0..100) < 3;
-        let decline = declined.then(|| ["51", "55", "05", "61"][rng.gen_range(0..4)]);
-        let card_channel = matches!(channel, "debit_card" | "credit_card");
-        let card = card_channel.then(|| {
-            let full = pan(rng);
-            // half the terminals already mask, half send the full PAN
-            if rng.gen_bool(0.5) {
-                full
-            } else {
-                clearing_app::core::mask::mask_card(&full).into_owned()
-            }
-        });
-        let rrn = w.next_rrn();
-        let stan = w.next_stan();
-        let line = record(
-            &id,
-            "sale",
-            None,
-            &m.id,
-            &terminal,
-            mcc,
-            channel,
-            &fen(amount_fen),
-            if declined { "declined" } else { "approved" },
-            decline,
-            &rrn,
-            &stan,
-            card.as_deref(),
-            at,
-        );
-        w.line(&line)?;
-        if !declined {
-            sales.push(Sale {
-                txn_id: id.clone(),
-                merchant: mi,
-                terminal: terminal.clone(),
-                channel,
-                amount_fen,
-                at,
-            });
-            if sales.len() > 2000 {
-                sales.remove(rng.gen_range(0..sales.len()));
-            }
-        }
-        // identical resend (a terminal retrying after a timeout)
-        if rng.gen_range(0..100) == 0 {
-            w.line(&line)?;
-        }
-        if faults && rng.gen_range(0..50) == 0 {
-            write_fault(&mut w, rng, &line, &id, &m.id, &sales, at, seq)?;
-        }
+        write_sale(&mut w, rng, &plan, mi, &mut sales, at, seq)?;
     }
     Ok(w.lines)
+}
+
+/// A void, reversal or refund of an earlier sale of the day.
+fn write_follow_up<W: Write>(
+    w: &mut Writer<'_, W>,
+    rng: &mut ChaCha8Rng,
+    plan: &DayPlan<'_>,
+    sales: &[Sale],
+    roll: u32,
+    at: NaiveDateTime,
+    seq: u64,
+) -> std::io::Result<()> {
+    let s = sales[rng.gen_range(0..sales.len())].clone();
+    let sm = &plan.ms[s.merchant];
+    let (kind, amount_fen, tag) = match roll {
+        0..=9 => ("void", s.amount_fen, 'V'),
+        10..=14 => ("reversal", s.amount_fen, 'R'),
+        15..=29 => ("refund", (s.amount_fen / rng.gen_range(1..=4)).max(1), 'F'),
+        _ => ("refund", s.amount_fen, 'F'),
+    };
+    let when = s.at.max(at) + Duration::seconds(rng.gen_range(1..600));
+    let id = format!("{tag}{}{seq:07}", &plan.prefix[1..]);
+    let rrn = w.next_rrn();
+    let stan = w.next_stan();
+    let line = record(
+        &id,
+        kind,
+        Some(&s.txn_id),
+        &sm.id,
+        &s.terminal,
+        sm.mcc,
+        s.channel,
+        &fen(amount_fen),
+        "approved",
+        None,
+        &rrn,
+        &stan,
+        None,
+        when,
+    );
+    w.line(&line)
+}
+
+/// A sale of merchant `mi` at `at`, with its jumps, declines, card, resend
+/// and (when asked) faults.
+fn write_sale<W: Write>(
+    w: &mut Writer<'_, W>,
+    rng: &mut ChaCha8Rng,
+    plan: &DayPlan<'_>,
+    mi: usize,
+    sales: &mut Vec<Sale>,
+    at: NaiveDateTime,
+    seq: u64,
+) -> std::io::Result<()> {
+    let ms = plan.ms;
+    let m = &ms[mi];
+    let id = format!("{}{seq:07}", plan.prefix);
+    let channel = pick_channel(rng);
+    let mut terminal = m.terminals[rng.gen_range(0..m.terminals.len())].clone();
+    let mut mcc = m.mcc;
+    match rng.gen_range(0..1000) {
+        // 跳商户: the terminal of another merchant
+        0..=4 => {
+            let other = &ms[rng.gen_range(0..ms.len())];
+            terminal = other.terminals[0].clone();
+        }
+        // a terminal nobody registered
+        5..=7 => terminal = format!("9999{:04}", rng.gen_range(0..10_000)),
+        // 跳码: a cheaper MCC than registered
+        8..=17 => mcc = ["5411", "8062", "5912"][rng.gen_range(0..3)],
+        _ => {}
+    }
+    let amount_fen = amount(rng);
+    let declined = rng.gen_range(0..100) < 3;
+    let decline = declined.then(|| ["51", "55", "05", "61"][rng.gen_range(0..4)]);
+    let card_channel = matches!(channel, "debit_card" | "credit_card");
+    let card = card_channel.then(|| {
+        let full = pan(rng);
+        // half the terminals already mask, half send the full PAN
+        if rng.gen_bool(0.5) {
+            full
+        } else {
+            clearing_app::core::mask::mask_card(&full).into_owned()
+        }
+    });
+    let rrn = w.next_rrn();
+    let stan = w.next_stan();
+    let line = record(
+        &id,
+        "sale",
+        None,
+        &m.id,
+        &terminal,
+        mcc,
+        channel,
+        &fen(amount_fen),
+        if declined { "declined" } else { "approved" },
+        decline,
+        &rrn,
+        &stan,
+        card.as_deref(),
+        at,
+    );
+    w.line(&line)?;
+    if !declined {
+        sales.push(Sale {
+            txn_id: id.clone(),
+            merchant: mi,
+            terminal: terminal.clone(),
+            channel,
+            amount_fen,
+            at,
+        });
+        if sales.len() > 2000 {
+            sales.remove(rng.gen_range(0..sales.len()));
+        }
+    }
+    // identical resend (a terminal retrying after a timeout)
+    if rng.gen_range(0..100) == 0 {
+        w.line(&line)?;
+    }
+    if plan.faults && rng.gen_range(0..50) == 0 {
+        write_fault(w, rng, &line, &id, &m.id, sales, at, seq)?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -503,7 +543,7 @@ pub fn write_channel_file(
     path: &std::path::Path,
 ) -> std::io::Result<(u64, ChannelFaults)> {
     use clearing_app::core::recon::LedgerStatus;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x636c_6561_72);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x63_6c65_6172);
     let mut f = ChannelFaults::default();
     let mut w = csv::Writer::from_writer(std::io::BufWriter::with_capacity(
         1 << 20,

@@ -32,14 +32,20 @@ fn main() -> ExitCode {
     // ingest zeroing pages handed back and forth. The processes are short
     // (or steady), so keeping freed memory mapped costs nothing.
     // SAFETY: setting an allocator option before any thread is spawned.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1)
+    };
     // Transparent huge pages made the kernel zero 2 MiB per first touch of
     // each fresh arena page: half the time of a reconciliation run went to
     // clearing pages. Plain pages are touched only as far as they are used.
     // (mimalloc's own allow_thp option is read before main; this is what it
     // does with it.)
     // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0)
+    };
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),

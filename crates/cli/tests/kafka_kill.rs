@@ -164,6 +164,7 @@ fn a_follower_killed_twenty_times_ends_with_the_digest_of_a_clean_projection() {
         }
         assert!(kills < 200, "ingest did not finish");
     }
+    ingest.wait().unwrap();
     // the survivor catches up; a fresh directory projects the same topics cleanly
     json(
         follower.path(),

@@ -19,7 +19,7 @@ pub fn sha256(bytes: &[u8]) -> String {
 
 /// The bytes of a hex string (either case), when it is one.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

@@ -544,7 +544,7 @@ fn original_sale(txns: &impl TxnLookup, t: &TxnRecorded) -> Result<Original, Rej
     }
 }
 
-/// 9. original_not_cancellable, for what every approved void, reversal and
+/// Check 9, original_not_cancellable, for what every approved void, reversal and
 /// refund requires: an approved sale not voided or reversed. Gives the
 /// sale's route and payout date.
 fn cancellable(o: &Original) -> Result<(Route, NaiveDate), Rejection> {
@@ -691,6 +691,54 @@ fn identifier(obj: &mut Map<String, Value>, field: &'static str) -> Result<Strin
     Ok(s)
 }
 
+/// The amount, currency and timestamp, parsed; the first of their defects
+/// (invalid_amount, unsupported_currency, invalid_timestamp), which rank
+/// after the stateful invalid_field check.
+fn late_defects(
+    amount_value: Option<&Value>,
+    currency: &str,
+    occurred_at_text: &str,
+) -> (Fen, Option<Timestamp>, Option<Rejection>) {
+    let mut late = None;
+    let amount = match amount_value {
+        Some(Value::String(s)) => Fen::parse_amount(s).unwrap_or_else(|e| {
+            late = Some(rejection(
+                Reason::InvalidAmount,
+                Some("amount"),
+                format!("{s:?}: {e}"),
+            ));
+            Fen::ZERO
+        }),
+        other => {
+            late = Some(rejection(
+                Reason::InvalidAmount,
+                Some("amount"),
+                format!(
+                    "amount must be a decimal string, got {}",
+                    other.map_or("nothing".to_string(), Value::to_string)
+                ),
+            ));
+            Fen::ZERO
+        }
+    };
+    if late.is_none() && currency != "CNY" {
+        late = Some(rejection(
+            Reason::UnsupportedCurrency,
+            Some("currency"),
+            format!("{currency:?} is not CNY"),
+        ));
+    }
+    let occurred_at = Timestamp::parse(occurred_at_text);
+    if late.is_none() && occurred_at.is_none() {
+        late = Some(rejection(
+            Reason::InvalidTimestamp,
+            Some("occurred_at"),
+            format!("{occurred_at_text:?} is not an RFC 3339 time with an offset"),
+        ));
+    }
+    (amount, occurred_at, late)
+}
+
 /// invalid_field checks (JSON types, vocabularies), then the parsing of
 /// amount, currency and timestamp whose defects rank later.
 fn check_fields(
@@ -740,45 +788,8 @@ fn check_fields(
         )
     })?;
 
-    let mut late = None;
-    let amount = match &amount_value {
-        Some(Value::String(s)) => Fen::parse_amount(s).unwrap_or_else(|e| {
-            late = Some(rejection(
-                Reason::InvalidAmount,
-                Some("amount"),
-                format!("{s:?}: {e}"),
-            ));
-            Fen::ZERO
-        }),
-        other => {
-            late = Some(rejection(
-                Reason::InvalidAmount,
-                Some("amount"),
-                format!(
-                    "amount must be a decimal string, got {}",
-                    other
-                        .as_ref()
-                        .map_or("nothing".to_string(), Value::to_string)
-                ),
-            ));
-            Fen::ZERO
-        }
-    };
-    if late.is_none() && currency != "CNY" {
-        late = Some(rejection(
-            Reason::UnsupportedCurrency,
-            Some("currency"),
-            format!("{currency:?} is not CNY"),
-        ));
-    }
-    let occurred_at = Timestamp::parse(&occurred_at_text);
-    if late.is_none() && occurred_at.is_none() {
-        late = Some(rejection(
-            Reason::InvalidTimestamp,
-            Some("occurred_at"),
-            format!("{occurred_at_text:?} is not an RFC 3339 time with an offset"),
-        ));
-    }
+    let (amount, occurred_at, late) =
+        late_defects(amount_value.as_ref(), &currency, &occurred_at_text);
     Ok(Fields {
         txn_type,
         original_txn_id,

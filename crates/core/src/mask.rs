@@ -8,7 +8,7 @@ pub fn mask_card(card: &str) -> std::borrow::Cow<'_, str> {
     if (12..=19).contains(&len) && card.bytes().all(|b| b.is_ascii_digit()) {
         let mut out = String::with_capacity(len);
         out.push_str(&card[..6]);
-        out.extend(std::iter::repeat('*').take(len - 10));
+        out.extend(std::iter::repeat_n('*', len - 10));
         out.push_str(&card[len - 4..]);
         std::borrow::Cow::Owned(out)
     } else {

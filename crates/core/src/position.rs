@@ -26,7 +26,11 @@ impl Position {
 
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&format!("{}:{}", self.partition, self.offset))
+        if f.width().is_none() {
+            write!(f, "{}:{}", self.partition, self.offset)
+        } else {
+            f.pad(&format!("{}:{}", self.partition, self.offset))
+        }
     }
 }
 

@@ -326,21 +326,34 @@ pub fn plan_registry_load(
     merchants: &[(usize, String)],
     intermediaries: &[(usize, String)],
 ) -> Result<Vec<RegistryChange>, RegistryLoadError> {
-    let m_err = |error| RegistryLoadError {
+    let mut next = current.clone();
+    let mut changes = plan_intermediaries(&mut next, intermediaries)?;
+    let lines = plan_merchants(current, &mut next, merchants, &mut changes)?;
+    check_terminal_bindings(&next, &lines)?;
+    Ok(changes)
+}
+
+fn merchants_err(error: LineError) -> RegistryLoadError {
+    RegistryLoadError {
         file: "merchants",
         error,
-    };
+    }
+}
+
+/// The intermediaries' changes, applied to `next`.
+fn plan_intermediaries(
+    next: &mut Reference,
+    intermediaries: &[(usize, String)],
+) -> Result<Vec<RegistryChange>, RegistryLoadError> {
     let i_err = |error| RegistryLoadError {
         file: "intermediaries",
         error,
     };
-    let mut next = current.clone();
     let mut changes = Vec::new();
-
-    let mut seen_i = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::new();
     for (line, text) in intermediaries {
         let i = parse_intermediary(*line, text).map_err(i_err)?;
-        if !seen_i.insert(i.intermediary_id.clone()) {
+        if !seen.insert(i.intermediary_id.clone()) {
             return Err(i_err(line_err(
                 *line,
                 "intermediary_id",
@@ -358,47 +371,36 @@ pub fn plan_registry_load(
                 changes.push(RegistryChange::IntermediaryUpdated(v));
             }
             None => {
-                let v = Versioned {
+                next.put_intermediary(1, i.clone());
+                changes.push(RegistryChange::IntermediaryRegistered(Versioned {
                     version: 1,
                     value: i,
-                };
-                next.put_intermediary(1, v.value.clone());
-                changes.push(RegistryChange::IntermediaryRegistered(v));
+                }));
             }
         }
     }
+    Ok(changes)
+}
 
-    let mut seen_m: HashMap<String, usize> = HashMap::new();
+/// The merchants' changes, applied to `next` and added to `changes`.
+/// Returns the line of each merchant of the file.
+fn plan_merchants(
+    current: &Reference,
+    next: &mut Reference,
+    merchants: &[(usize, String)],
+    changes: &mut Vec<RegistryChange>,
+) -> Result<HashMap<String, usize>, RegistryLoadError> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for (line, text) in merchants {
-        let m = parse_merchant(*line, text).map_err(m_err)?;
-        if let Some(first) = seen_m.insert(m.merchant_id.clone(), *line) {
-            return Err(m_err(line_err(
+        let m = parse_merchant(*line, text).map_err(merchants_err)?;
+        if let Some(first) = seen.insert(m.merchant_id.clone(), *line) {
+            return Err(merchants_err(line_err(
                 *line,
                 "merchant_id",
                 format!("{} already appears on line {first}", m.merchant_id),
             )));
         }
-        if let Some(iid) = &m.intermediary_id {
-            if !next.intermediaries.contains_key(iid) {
-                return Err(m_err(line_err(
-                    *line,
-                    "intermediary_id",
-                    format!("{iid} is not a registered intermediary"),
-                )));
-            }
-        }
-        if let Some(fees) = &current.fees {
-            if !fees.schedule.plans.contains_key(&m.fee_plan) {
-                return Err(m_err(line_err(
-                    *line,
-                    "fee_plan",
-                    format!(
-                        "{:?} is not a plan of the recorded fee schedule",
-                        m.fee_plan
-                    ),
-                )));
-            }
-        }
+        check_merchant_refs(current, next, *line, &m)?;
         match next.merchants.get(&m.merchant_id) {
             Some(old) if old.value == m => {}
             Some(old) => {
@@ -410,29 +412,66 @@ pub fn plan_registry_load(
                 changes.push(RegistryChange::MerchantUpdated(v));
             }
             None => {
-                let v = Versioned {
+                next.put_merchant(1, m.clone());
+                changes.push(RegistryChange::MerchantRegistered(Versioned {
                     version: 1,
                     value: m,
-                };
-                next.put_merchant(1, v.value.clone());
-                changes.push(RegistryChange::MerchantRegistered(v));
+                }));
             }
         }
     }
+    Ok(seen)
+}
 
-    // A terminal is bound to at most one merchant, judged on the registry as
-    // it will stand after the load (a terminal may move between merchants
-    // that are both updated in the same file).
+/// A merchant's intermediary must be registered, and its fee plan one of
+/// the recorded schedule's.
+fn check_merchant_refs(
+    current: &Reference,
+    next: &Reference,
+    line: usize,
+    m: &Merchant,
+) -> Result<(), RegistryLoadError> {
+    if let Some(iid) = &m.intermediary_id {
+        if !next.intermediaries.contains_key(iid) {
+            return Err(merchants_err(line_err(
+                line,
+                "intermediary_id",
+                format!("{iid} is not a registered intermediary"),
+            )));
+        }
+    }
+    if let Some(fees) = &current.fees {
+        if !fees.schedule.plans.contains_key(&m.fee_plan) {
+            return Err(merchants_err(line_err(
+                line,
+                "fee_plan",
+                format!(
+                    "{:?} is not a plan of the recorded fee schedule",
+                    m.fee_plan
+                ),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A terminal is bound to at most one merchant, judged on the registry as
+/// it will stand after the load (a terminal may move between merchants
+/// that are both updated in the same file).
+fn check_terminal_bindings(
+    next: &Reference,
+    lines: &HashMap<String, usize>,
+) -> Result<(), RegistryLoadError> {
     let mut owners: HashMap<&str, &str> = HashMap::new();
     for m in next.merchants.values() {
         for t in &m.value.terminals {
             if let Some(other) = owners.insert(t, &m.value.merchant_id) {
-                let line = seen_m
+                let line = lines
                     .get(&m.value.merchant_id)
-                    .or_else(|| seen_m.get(other))
+                    .or_else(|| lines.get(other))
                     .copied()
                     .unwrap_or(0);
-                return Err(m_err(line_err(
+                return Err(merchants_err(line_err(
                     line,
                     "terminals",
                     format!(
@@ -443,5 +482,5 @@ pub fn plan_registry_load(
             }
         }
     }
-    Ok(changes)
+    Ok(())
 }

@@ -169,7 +169,10 @@ fn fast(b: &[u8]) -> Option<DateTime<FixedOffset>> {
     };
     let local = date.and_hms_nano_opt(h, m, sec, nanos)?;
     let offset = FixedOffset::east_opt(offset)?;
-    local.and_local_timezone(offset).single()
+    let utc = local.checked_sub_signed(chrono::Duration::seconds(i64::from(
+        offset.local_minus_utc(),
+    )))?;
+    Some(DateTime::from_naive_utc_and_offset(utc, offset))
 }
 
 #[cfg(test)]

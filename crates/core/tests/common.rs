@@ -99,6 +99,12 @@ pub struct Ledger {
     pub recorded: Vec<TxnRecorded>,
 }
 
+impl Default for Ledger {
+    fn default() -> Ledger {
+        Ledger::new()
+    }
+}
+
 impl Ledger {
     /// Given: the SPEC fee schedule, 2026's October holidays, four merchants.
     pub fn new() -> Ledger {

@@ -59,12 +59,18 @@ pub enum ProducerError {
     #[error("publishing: {error} (lines up to {committed_line} of {source_name} are recorded; run the same file again to complete it)")]
     Publish {
         log: String,
-        error: WriteError,
+        error: Box<WriteError>,
         source_name: String,
         committed_line: u64,
     },
     #[error("{0}")]
-    Write(#[from] WriteError),
+    Write(Box<WriteError>),
+}
+
+impl From<WriteError> for ProducerError {
+    fn from(e: WriteError) -> ProducerError {
+        ProducerError::Write(Box::new(e))
+    }
 }
 
 /// Records events decided elsewhere (a reconciliation run's breaks and
@@ -289,7 +295,7 @@ pub fn ingest(
         );
         let publish_err = |error| ProducerError::Publish {
             log: log.clone(),
-            error,
+            error: Box::new(error),
             source_name: source_name.to_string(),
             committed_line,
         };

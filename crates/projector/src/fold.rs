@@ -43,7 +43,7 @@ pub struct Changes {
     /// Values stored as they are (segments, registry, reconciliation, bad).
     pub(crate) puts: Vec<(Vec<u8>, Vec<u8>)>,
     /// The raised high-water marks, by event key.
-    pub(crate) high_water: BTreeMap<String, u64>,
+    pub(crate) high_water: HashMap<String, u64>,
     /// Events applied.
     pub(crate) applied: u64,
     /// Events skipped as redeliveries.
@@ -90,19 +90,9 @@ pub fn fold(
                 continue;
             }
         };
-        if event.seq > 0 {
-            let key = event.key();
-            let mark = f
-                .changes
-                .high_water
-                .get(key)
-                .copied()
-                .unwrap_or_else(|| high_water(key));
-            if event.seq <= mark {
-                f.changes.redelivered += 1;
-                continue;
-            }
-            f.changes.high_water.insert(key.to_string(), event.seq);
+        if event.seq > 0 && !f.raise_mark(&high_water, &event) {
+            f.changes.redelivered += 1;
+            continue;
         }
         f.changes.applied += 1;
         f.event(item.position, &event);
@@ -158,6 +148,24 @@ struct Folding {
 }
 
 impl Folding {
+    /// Raises the high-water mark of the event's key to its `seq`; false
+    /// when the mark is already there (a redelivery).
+    fn raise_mark(&mut self, stored: &impl Fn(&str) -> u64, event: &Event) -> bool {
+        let key = event.key();
+        match self.changes.high_water.get_mut(key) {
+            Some(mark) if event.seq <= *mark => false,
+            Some(mark) => {
+                *mark = event.seq;
+                true
+            }
+            None if event.seq <= stored(key) => false,
+            None => {
+                self.changes.high_water.insert(key.to_string(), event.seq);
+                true
+            }
+        }
+    }
+
     fn put(&mut self, key: Key<'_>, value: Vec<u8>) {
         self.changes.puts.push((key.bytes(), value));
     }
@@ -254,8 +262,10 @@ impl Folding {
                 settlement: t.settlement.clone(),
                 original: t.original.clone(),
             });
-        let local_seconds =
-            clearing_core::calendar::local_seconds_of_day(event.occurred_at.as_str()).unwrap_or(0);
+        let local_seconds = {
+            use chrono::Timelike;
+            clearing_core::calendar::local_time(event.occurred_at.at()).num_seconds_from_midnight()
+        };
         self.recon
             .entry(t.business_date)
             .or_default()

@@ -5,7 +5,7 @@
 //! | key | value |
 //! |---|---|
 //! | `pos/` partition (u32 BE) | next offset to read (u64 BE) |
-//! | `hw/` event key | highest event `seq` applied for that key (u64 BE) |
+//! | `hw/` partition (u32 BE) | highest event `seq` applied per event key of that partition (LZ4 postcard, sorted by key) |
 //! | `row/DATE/MERCHANT\0CLEARING\0INTERMEDIARY\0PAYOUT` | settlement row totals (JSON) |
 //! | `txn/DATE/` batch's first position (u32 BE, u64 BE) | transaction index segment (LZ4 postcard) |
 //! | `rk/DATE/` batch's first position | reconciliation index segment (LZ4 postcard) |
@@ -75,7 +75,7 @@ fn join(parts: &[&[u8]]) -> Vec<u8> {
 /// Every key of the projections.
 pub enum Key<'a> {
     Position(u32),
-    HighWater(&'a str),
+    HighWater(u32),
     Row(&'a RowKey),
     Segment(SegmentKind, NaiveDate, Position),
     Merchant(&'a str, u32),
@@ -91,7 +91,7 @@ impl Key<'_> {
     pub fn bytes(&self) -> Vec<u8> {
         match self {
             Key::Position(p) => join(&[POSITION, &p.to_be_bytes()]),
-            Key::HighWater(k) => join(&[HIGH_WATER, k.as_bytes()]),
+            Key::HighWater(p) => join(&[HIGH_WATER, &p.to_be_bytes()]),
             Key::Row(k) => format!(
                 "row/{}/{}\0{}\0{}\0{}",
                 k.business_date,
@@ -163,9 +163,11 @@ pub fn position_partition(k: &[u8]) -> Option<u32> {
     ))
 }
 
-/// The event key of a `hw/` key.
-pub fn high_water_key(k: &[u8]) -> Option<&str> {
-    std::str::from_utf8(k.strip_prefix(HIGH_WATER)?).ok()
+/// The partition of a `hw/` key.
+pub fn high_water_partition(k: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(
+        k.strip_prefix(HIGH_WATER)?.try_into().ok()?,
+    ))
 }
 
 /// The position of a `bad/` key.
@@ -209,6 +211,6 @@ mod tests {
             Some(Position::new(3, 9))
         );
         assert_eq!(position_partition(&Key::Position(4).bytes()), Some(4));
-        assert_eq!(high_water_key(&Key::HighWater("m1").bytes()), Some("m1"));
+        assert_eq!(high_water_partition(&Key::HighWater(2).bytes()), Some(2));
     }
 }

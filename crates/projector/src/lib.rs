@@ -28,7 +28,7 @@ mod fold;
 mod keys;
 mod queries;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use clearing_consumer::{
@@ -67,7 +67,7 @@ pub const PROJECT_BATCH_MAX: usize = 32_768;
 /// 3: the transaction index carries each record's settlement row, its
 /// sale's amounts (voids, reversals) and decline code.
 /// 4: the transaction index is postcard, not JSON.
-/// 5: high-water marks one key per event key (`hw/KEY`), not one value.
+/// 5: high-water marks one value per partition (`hw/PARTITION`, postcard).
 const FORMAT: u32 = 5;
 const FORMAT_KEY: &[u8] = b"format";
 
@@ -76,8 +76,9 @@ pub struct Projector {
     db: sled::Db,
     tree: sled::Tree,
     positions: Positions,
-    /// Highest `seq` applied per event key.
-    high_water: HashMap<String, u64>,
+    /// Highest `seq` applied per event key, per partition (a key's events
+    /// are on one partition).
+    high_water: HashMap<u32, BTreeMap<String, u64>>,
     /// Whether the log this projector reads has offsets without gaps.
     dense: bool,
     /// Events skipped because their key's `seq` was already applied (a
@@ -150,17 +151,17 @@ impl Projector {
         Ok(out)
     }
 
-    fn read_high_water(&self) -> Result<HashMap<String, u64>, ProjectorError> {
+    fn read_high_water(&self) -> Result<HashMap<u32, BTreeMap<String, u64>>, ProjectorError> {
         let mut out = HashMap::new();
         for kv in self.tree.scan_prefix(Prefix::HighWater.bytes()) {
             let (k, v) = kv.map_err(|e| self.storage(e))?;
-            let key = keys::high_water_key(&k).ok_or_else(|| self.corrupt("high-water key"))?;
-            let seq = v
-                .as_ref()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| self.corrupt("high-water mark"))?;
-            out.insert(key.to_string(), seq);
+            let partition =
+                keys::high_water_partition(&k).ok_or_else(|| self.corrupt("high-water key"))?;
+            let marks = lz4_flex::decompress_size_prepended(&v)
+                .ok()
+                .and_then(|plain| postcard::from_bytes::<Vec<(String, u64)>>(&plain).ok())
+                .ok_or_else(|| self.corrupt("high-water marks"))?;
+            out.insert(partition, marks.into_iter().collect());
         }
         Ok(out)
     }
@@ -278,8 +279,16 @@ impl Projector {
         for (k, v) in changes.puts {
             batch.insert(k, v);
         }
-        for (key, seq) in &changes.high_water {
-            batch.insert(Key::HighWater(key).bytes(), &seq.to_be_bytes());
+        let mut marks = self.high_water.get(&changes.partition).cloned();
+        if !changes.high_water.is_empty() {
+            let all = marks.get_or_insert_with(BTreeMap::new);
+            all.extend(changes.high_water.iter().map(|(k, v)| (k.clone(), *v)));
+            let encoded =
+                postcard::to_stdvec(&all.iter().collect::<Vec<_>>()).expect("marks serialise");
+            batch.insert(
+                Key::HighWater(changes.partition).bytes(),
+                lz4_flex::compress_prepend_size(&encoded),
+            );
         }
         batch.insert(
             Key::Position(changes.partition).bytes(),
@@ -287,7 +296,9 @@ impl Projector {
         );
         self.tree.apply_batch(batch).map_err(|e| self.storage(e))?;
         self.positions.set(changes.partition, changes.next_offset);
-        self.high_water.extend(changes.high_water);
+        if let Some(marks) = marks.filter(|_| !changes.high_water.is_empty()) {
+            self.high_water.insert(changes.partition, marks);
+        }
         self.redelivered += changes.redelivered;
         self.undecodable.extend(changes.undecodable);
         Ok(())
@@ -315,9 +326,9 @@ impl Handler for Projector {
             next: self.positions.next(partition),
             dense: self.dense,
         };
-        let hw = &self.high_water;
+        let hw = self.high_water.get(&partition);
         let changes = fold(
-            |key| hw.get(key).copied().unwrap_or(0),
+            |key| hw.and_then(|m| m.get(key)).copied().unwrap_or(0),
             stand,
             items,
             next_offset,

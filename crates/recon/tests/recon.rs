@@ -118,6 +118,8 @@ impl Ledger {
     }
 }
 
+// One positional argument per field of the record a test writes.
+#[allow(clippy::too_many_arguments)]
 fn txn(
     id: &str,
     kind: &str,

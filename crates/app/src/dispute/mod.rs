@@ -186,7 +186,7 @@ fn intermediary_as_of(
 ) -> Result<Option<Snapshot<Intermediary>>, AppError> {
     Ok(p.intermediary_versions(id)?
         .into_iter()
-        .filter(|(_, r)| r.recorded_at.at() <= recorded_at.at())
-        .last()
+        .rev()
+        .find(|(_, r)| r.recorded_at.at() <= recorded_at.at())
         .map(|(version, recorded)| Snapshot { version, recorded }))
 }

@@ -11,12 +11,72 @@ use serde::{Deserialize, Serialize};
 use super::{logged, LoggedEvent};
 use crate::error::AppError;
 
+clearing_core::wire_enum! {
+    /// Where a sale stands in settlement.
+    pub enum SaleStatus {
+        /// Counts in its business date's row, paid out on `payout_date`.
+        InSettlement = "in_settlement",
+        Declined = "declined",
+        Voided = "voided",
+        Reversed = "reversed",
+    }
+}
+
+/// How reconciliation saw a sale or refund: one of SPEC §8's eight
+/// categories, or one of two states outside them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReconVerdict {
+    Category(Category),
+    /// A declined, voided or reversed record no file should carry, and
+    /// none did.
+    NotExpected,
+    /// No run for its business date yet.
+    NotReconciled,
+}
+
+impl ReconVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconVerdict::Category(c) => c.as_str(),
+            ReconVerdict::NotExpected => "not_expected",
+            ReconVerdict::NotReconciled => "not_reconciled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReconVerdict> {
+        match s {
+            "not_expected" => Some(ReconVerdict::NotExpected),
+            "not_reconciled" => Some(ReconVerdict::NotReconciled),
+            other => Category::parse(other).map(ReconVerdict::Category),
+        }
+    }
+}
+
+impl std::fmt::Display for ReconVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for ReconVerdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ReconVerdict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ReconVerdict, D::Error> {
+        let s: std::borrow::Cow<'de, str> = Deserialize::deserialize(d)?;
+        ReconVerdict::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("{s:?} is not a reconciliation category"))
+        })
+    }
+}
+
 /// Where the money of a sale stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SettlementStatus {
-    /// `in_settlement` (counts in its business date's row, paid out on
-    /// `payout_date`), `declined`, `voided` or `reversed`.
-    pub status: String,
+    pub status: SaleStatus,
     pub business_date: NaiveDate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payout_date: Option<NaiveDate>,
@@ -38,10 +98,7 @@ pub struct SettlementStatus {
 pub struct ReconStatus {
     pub txn_id: String,
     pub txn_type: TxnType,
-    /// One of SPEC §8's eight categories, or `not_expected` (a declined,
-    /// voided or reversed record no file should carry, and none did), or
-    /// `not_reconciled` (no run for its business date yet).
-    pub category: String,
+    pub category: ReconVerdict,
     /// The business date of the run that decided it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_date: Option<NaiveDate>,
@@ -188,12 +245,12 @@ fn settlement_status(
     let refunded_amount = sum(refunds.iter().map(|t| t.amount))?;
     let refunded_fee = sum(refunds.iter().map(|t| t.fee))?;
     let status = match (sale.result, cancelled) {
-        (TxnResult::Declined, _) => "declined",
-        (_, Some(c)) if c.txn_type == TxnType::Void => "voided",
-        (_, Some(_)) => "reversed",
-        _ => "in_settlement",
+        (TxnResult::Declined, _) => SaleStatus::Declined,
+        (_, Some(c)) if c.txn_type == TxnType::Void => SaleStatus::Voided,
+        (_, Some(_)) => SaleStatus::Reversed,
+        _ => SaleStatus::InSettlement,
     };
-    let net = if status == "in_settlement" {
+    let net = if status == SaleStatus::InSettlement {
         sale.amount
             .checked_sub(sale.fee)
             .and_then(|n| n.checked_sub(refunded_amount))
@@ -202,7 +259,7 @@ fn settlement_status(
         Fen(0)
     };
     Ok(SettlementStatus {
-        status: status.to_string(),
+        status,
         business_date: sale.business_date,
         payout_date: sale.payout_date,
         clearing: sale.settlement.as_ref().map(|r| r.clearing),
@@ -238,10 +295,10 @@ fn recon_status(
                 && f.key.rrn == t.rrn
                 && Some(f.key.txn_type) == recon_type)
     };
-    let status = |category: &str, run: Option<(NaiveDate, &str)>| ReconStatus {
+    let status = |category: ReconVerdict, run: Option<(NaiveDate, &str)>| ReconStatus {
         txn_id: t.txn_id.clone(),
         txn_type: t.txn_type,
-        category: category.to_string(),
+        category,
         run_date: run.map(|r| r.0),
         file_sha256: run.map(|r| r.1.to_string()),
     };
@@ -250,9 +307,9 @@ fn recon_status(
     for _ in 0..2 {
         let Some(run) = p.recon_latest(date)? else {
             let category = if date == t.business_date {
-                "not_reconciled"
+                ReconVerdict::NotReconciled
             } else {
-                Category::Held.as_str()
+                ReconVerdict::Category(Category::Held)
             };
             return Ok((status(category, None), Vec::new()));
         };
@@ -261,7 +318,10 @@ fn recon_status(
             if names(&b.value.finding) {
                 let e = logged(p, log, b.position)?;
                 return Ok((
-                    status(b.value.finding.category.as_str(), Some((date, &sha))),
+                    status(
+                        ReconVerdict::Category(b.value.finding.category),
+                        Some((date, &sha)),
+                    ),
                     vec![e],
                 ));
             }
@@ -275,18 +335,21 @@ fn recon_status(
                 }
                 None => {
                     return Ok((
-                        status(Category::Held.as_str(), Some((date, &sha))),
+                        status(ReconVerdict::Category(Category::Held), Some((date, &sha))),
                         vec![run_event],
                     ))
                 }
             }
         }
         let category = if expected {
-            Category::Matched.as_str()
+            ReconVerdict::Category(Category::Matched)
         } else {
-            "not_expected"
+            ReconVerdict::NotExpected
         };
         return Ok((status(category, Some((date, &sha))), vec![run_event]));
     }
-    Ok((status(Category::Held.as_str(), None), Vec::new()))
+    Ok((
+        status(ReconVerdict::Category(Category::Held), None),
+        Vec::new(),
+    ))
 }

@@ -216,3 +216,41 @@ fn the_fast_local_time_of_day_agrees_with_the_full_parse() {
         })
         .unwrap();
 }
+
+#[test]
+fn timestamps_are_read_as_chrono_reads_rfc_3339() {
+    use clearing_core::Timestamp;
+    let mut runner = clearing_testkit::seeded_runner("timestamp_fast_path", 4000);
+    let shape = (
+        (0i32..10_000, 0u32..14, 0u32..33),
+        (0u32..25, 0u32..61, 0u32..61),
+        0usize..11,
+        (-24i32..25, 0u32..61, 0u8..3),
+    );
+    runner
+        .run(&shape, |((y, mo, d), (h, mi, s), frac, (oh, om, zone))| {
+            let frac = if frac == 0 {
+                String::new()
+            } else {
+                format!(".{}", &"1234567890"[..frac])
+            };
+            let offset = match zone {
+                0 => "Z".to_string(),
+                _ => format!(
+                    "{}{:02}:{:02}",
+                    if oh < 0 { '-' } else { '+' },
+                    oh.abs(),
+                    om
+                ),
+            };
+            let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{offset}");
+            let ours = Timestamp::parse(&text).map(|t| t.at());
+            let chrono = chrono::DateTime::parse_from_rfc3339(&text).ok();
+            prop_assert_eq!(ours, chrono, "{}", text);
+            if let Some(t) = Timestamp::parse(&text) {
+                prop_assert_eq!(t.as_str(), text.as_str());
+            }
+            Ok(())
+        })
+        .unwrap();
+}

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The one command that runs every test of the clearing ledger.
 #
-# It needs nothing but the Rust toolchain, python3 and apt (Debian): it
-# builds what the tests use, installs hledger (once) and (once, cached)
-# installs and starts a Kafka-protocol broker on
+# It needs nothing but the Rust toolchain, python3, Java 17 with Maven, and
+# apt (Debian): it builds what the tests use, installs hledger (once),
+# fetches Apache Kafka 4.4 from Maven Central (once, cached), starts it on
 # 127.0.0.1 for the Kafka tests, and stops it by its PID at the end, also
 # when tests fail. It is what the README's test command and .ci/run call.
 # The last line it prints is the total: "tests: N passed, N failed".
@@ -36,7 +36,7 @@ if ! command -v hledger >/dev/null 2>&1; then
 fi
 hledger --version
 
-echo "== broker"
+echo "== broker (Apache Kafka, KRaft, one node)"
 log=$(mktemp)
 trap 'deploy/dev-broker.sh stop; rm -f "$log"' EXIT
 CLEARING_TEST_KAFKA=$(deploy/dev-broker.sh start | tail -n 1)

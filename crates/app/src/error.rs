@@ -92,7 +92,9 @@ impl From<LogError> for AppError {
         let kind = match e {
             LogError::Broker(_) => ErrorKind::Unavailable,
             LogError::NoSuchPartition { .. } => ErrorKind::Input,
-            LogError::Storage { .. } | LogError::Corrupt { .. } => ErrorKind::Storage,
+            LogError::Storage { .. } | LogError::File(_) | LogError::Corrupt { .. } => {
+                ErrorKind::Storage
+            }
         };
         AppError::new(kind, e.to_string())
     }

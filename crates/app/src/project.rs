@@ -169,6 +169,7 @@ fn follow_kafka(
             continue;
         }
         let mut p = open_projector(&cfg.data_dir)?;
+        p.check_against(&log)?;
         // Another command may have projected some of these meanwhile: the
         // positions in sled decide.
         let fresh: Vec<clearing_log::Delivered> = records

@@ -268,6 +268,7 @@ fn every_event_delivered_twice_leaves_the_digest_and_the_reports_unchanged() {
                 key: d.key,
                 payload: d.payload,
                 headers: Vec::new(),
+                partition: None,
             })
             .collect();
         copies += records.len();
@@ -310,6 +311,7 @@ fn a_message_that_is_not_an_event_is_dead_lettered_with_its_position_and_project
                 key: "intruder".into(),
                 payload: b"{\"hello\":\"kafka\"}".to_vec(),
                 headers: Vec::new(),
+                partition: None,
             }],
         )
         .unwrap()[0];

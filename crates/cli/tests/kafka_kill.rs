@@ -264,7 +264,7 @@ impl OwnBroker {
 
     /// SIGKILL, as a crash of the broker's machine would.
     fn crash(&self) {
-        let pid = std::fs::read_to_string(self.dir.path().join("pid")).unwrap();
+        let pid = std::fs::read_to_string(self.dir.path().join("node-1/pid")).unwrap();
         let killed = Command::new("kill")
             .args(["-KILL", pid.trim()])
             .status()

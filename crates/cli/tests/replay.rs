@@ -588,6 +588,7 @@ fn events_written_by_an_earlier_build_replay_with_the_current_code() {
                     key: v["merchant_id"].as_str().unwrap_or("reference").to_string(),
                     payload: l.as_bytes().to_vec(),
                     headers: Vec::new(),
+                    partition: None,
                 }
             })
             .collect();

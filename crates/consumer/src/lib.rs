@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use clearing_core::chain::Link;
 use clearing_core::events::DecodeError;
 use clearing_core::{Cut, Event};
 use clearing_log::{EventLog, LogError, Position, Positions, Topic};
@@ -22,6 +23,8 @@ pub const BATCH_EVENTS_MAX: usize = 4096;
 #[derive(Debug)]
 pub struct Item {
     pub position: Position,
+    /// The record's link in its partition's hash chain.
+    pub link: Link,
     pub event: Result<Event, DecodeError>,
     /// The raw payload, kept only when it could not be decoded, so that it
     /// can be dead-lettered as received.
@@ -77,17 +80,22 @@ pub fn decode_all(records: Vec<clearing_log::Delivered>) -> Vec<Item> {
     records
         .into_par_iter()
         .with_min_len(256)
-        .map(|d| match Event::decode(&d.payload) {
-            Ok(e) => Item {
-                position: d.position,
-                event: Ok(e),
-                raw: None,
-            },
-            Err(e) => Item {
-                position: d.position,
-                event: Err(e),
-                raw: Some(d.payload),
-            },
+        .map(|d| {
+            let link = Link::of(&d.payload);
+            match Event::decode(&d.payload) {
+                Ok(e) => Item {
+                    position: d.position,
+                    link,
+                    event: Ok(e),
+                    raw: None,
+                },
+                Err(e) => Item {
+                    position: d.position,
+                    link,
+                    event: Err(e),
+                    raw: Some(d.payload),
+                },
+            }
         })
         .collect()
 }
@@ -125,6 +133,70 @@ fn beyond(cut: &Cut, item: &Item) -> bool {
             Err(_) => false,
         },
     }
+}
+
+/// Where a store stands on one partition: the next offset it will read,
+/// and the link of the record before it (the last it applied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    pub next: u64,
+    pub link: Link,
+}
+
+/// A store that stands where the log does not: the log was cut back or
+/// restored from an older copy, or the store came from another ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum TipError {
+    #[error("{what} stand at {partition}:{next}, but the log ends before it: was the log restored from an older copy? (delete {what} to rebuild them from the log as it is)")]
+    Ahead {
+        what: String,
+        partition: u32,
+        next: u64,
+    },
+    #[error("{what} applied a record at {partition}:{offset} that the log no longer holds (another record is there): was the log restored from an older copy? (delete {what} to rebuild them from the log as it is)")]
+    Diverged {
+        what: String,
+        partition: u32,
+        offset: u64,
+    },
+    #[error("checking {what} against the log: {0}", what = .1)]
+    Log(LogError, String),
+}
+
+/// Checks that `log` holds, on each partition, the record a store last
+/// applied, where the store says it is. `what` names the store.
+pub fn check_tips(
+    log: &(impl EventLog + ?Sized),
+    topic: Topic,
+    tips: &BTreeMap<u32, Tip>,
+    what: &str,
+) -> Result<(), TipError> {
+    for (&partition, tip) in tips {
+        let Some(last) = tip.next.checked_sub(1) else {
+            continue;
+        };
+        let found = log
+            .read(topic, partition, last, 1)
+            .map_err(|e| TipError::Log(e, what.to_string()))?;
+        match found.first() {
+            None => {
+                return Err(TipError::Ahead {
+                    what: what.to_string(),
+                    partition,
+                    next: tip.next,
+                })
+            }
+            Some(d) if d.position.offset == last && Link::of(&d.payload) == tip.link => {}
+            Some(_) => {
+                return Err(TipError::Diverged {
+                    what: what.to_string(),
+                    partition,
+                    offset: last,
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Brings `handler` to the end of `topic`: see `catch_up_until`.

@@ -23,14 +23,16 @@ use crate::time::Timestamp;
 pub const RECONCILIATION_KEY: &str = "reconciliation";
 
 /// The schema version this build writes for reference, dead-letter and
-/// reconciliation events.
-pub const SCHEMA_VERSION: u32 = 1;
+/// reconciliation events. 2: the event carries its partition's hash chain
+/// (`chain`, SPEC §15); version 1 had the same body and no chain.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The schema version this build writes for transaction events
 /// (`SaleRecorded`, `VoidRecorded`, `ReversalRecorded`, `RefundRecorded`).
-/// Version 1 bodies came in two shapes; both are upcast on read
-/// (`upcast_txn_v1`).
-pub const TXN_SCHEMA_VERSION: u32 = 2;
+/// 3: the event carries its partition's hash chain; version 2 had the same
+/// body and no chain. Version 1 bodies came in two shapes; both are upcast
+/// on read (`upcast_txn_v1`).
+pub const TXN_SCHEMA_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -561,19 +563,23 @@ fn decode_body(type_name: &str, version: u32, json: &str) -> Result<EventBody, D
     }
     // When a body changes shape, the new version gets its own arm and the
     // old arm upcasts into the new type.
+    // The chain (version 2, 3 for transactions) is in the envelope; the
+    // bodies read alike.
     let body = match (type_name, version) {
-        ("FeeScheduleLoaded", 1) => EventBody::FeeScheduleLoaded(parse(type_name, version, json)?),
-        ("IntermediaryRegistered", 1) => {
+        ("FeeScheduleLoaded", 1 | 2) => {
+            EventBody::FeeScheduleLoaded(parse(type_name, version, json)?)
+        }
+        ("IntermediaryRegistered", 1 | 2) => {
             EventBody::IntermediaryRegistered(parse(type_name, version, json)?)
         }
-        ("IntermediaryUpdated", 1) => {
+        ("IntermediaryUpdated", 1 | 2) => {
             EventBody::IntermediaryUpdated(parse(type_name, version, json)?)
         }
-        ("MerchantRegistered", 1) => {
+        ("MerchantRegistered", 1 | 2) => {
             EventBody::MerchantRegistered(parse(type_name, version, json)?)
         }
-        ("MerchantUpdated", 1) => EventBody::MerchantUpdated(parse(type_name, version, json)?),
-        ("SaleRecorded" | "VoidRecorded" | "ReversalRecorded" | "RefundRecorded", 1 | 2) => {
+        ("MerchantUpdated", 1 | 2) => EventBody::MerchantUpdated(parse(type_name, version, json)?),
+        ("SaleRecorded" | "VoidRecorded" | "ReversalRecorded" | "RefundRecorded", 1..=3) => {
             let t: TxnRecorded = if version == 1 {
                 upcast_txn_v1(json).map_err(|detail| DecodeError::Body {
                     type_name: type_name.to_string(),
@@ -593,11 +599,11 @@ fn decode_body(type_name: &str, version: u32, json: &str) -> Result<EventBody, D
             }
             expected
         }
-        ("RecordRejected", 1) => EventBody::RecordRejected(parse(type_name, version, json)?),
-        ("ReconciliationRun", 1) => {
+        ("RecordRejected", 1 | 2) => EventBody::RecordRejected(parse(type_name, version, json)?),
+        ("ReconciliationRun", 1 | 2) => {
             EventBody::ReconciliationRun(Box::new(parse(type_name, version, json)?))
         }
-        ("ReconciliationBreak", 1) => {
+        ("ReconciliationBreak", 1 | 2) => {
             EventBody::ReconciliationBreak(Box::new(parse(type_name, version, json)?))
         }
         _ => {

@@ -11,6 +11,7 @@
 //! or is async: time arrives inside records and events.
 
 pub mod calendar;
+pub mod chain;
 pub mod channel;
 pub mod dates;
 pub mod events;

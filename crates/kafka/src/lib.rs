@@ -180,6 +180,13 @@ impl EventLog for KafkaLog {
         self.partition_count(self.settings.topics.name(topic))
     }
 
+    /// Kafka's default partitioner for keyed records, as Java clients and
+    /// librdkafka's `murmur2_random` compute it: the positive murmur2 of the
+    /// key, modulo the partition count (checked on open).
+    fn partition_for(&self, _topic: Topic, key: &str) -> Result<u32, LogError> {
+        Ok((murmur2(key.as_bytes()) & 0x7fff_ffff) % self.settings.partitions)
+    }
+
     fn read(
         &self,
         topic: Topic,
@@ -229,5 +236,60 @@ impl KafkaLog {
             }
         };
         cursor.read(&self.settings, from, records_max)
+    }
+}
+
+/// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`).
+fn murmur2(data: &[u8]) -> u32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut h = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn murmur2_is_kafkas() {
+        // Values of org.apache.kafka.common.utils.Utils.murmur2 (its tests).
+        assert_eq!(super::murmur2(b"21") as i32, -973932308);
+        assert_eq!(super::murmur2(b"foobar") as i32, -790332482);
+        assert_eq!(
+            super::murmur2(b"a-little-bit-long-string") as i32,
+            -985981536
+        );
+        assert_eq!(
+            super::murmur2(b"a-little-bit-longer-string") as i32,
+            -1486304829
+        );
+        assert_eq!(
+            super::murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32,
+            -58897971
+        );
+        assert_eq!(super::murmur2(b"abc") as i32, 479470107);
     }
 }

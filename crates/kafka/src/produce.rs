@@ -121,6 +121,9 @@ fn send(log: &KafkaLog, name: &str, id: u64, r: &Record) -> Result<(), LogError>
         .key(r.key.as_str())
         .payload(r.payload.as_slice())
         .headers(headers);
+    if let Some(p) = r.partition {
+        record = record.partition(p as i32);
+    }
     loop {
         match log.producer.send(record) {
             Ok(()) => return Ok(()),

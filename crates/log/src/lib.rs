@@ -11,6 +11,8 @@
 //! nothing about events.
 
 pub mod embedded;
+pub mod faults;
+pub mod frames;
 pub mod store;
 
 pub use clearing_core::position::{Position, Positions};
@@ -60,6 +62,9 @@ pub struct Record {
     pub key: String,
     pub payload: Vec<u8>,
     pub headers: Vec<(&'static str, String)>,
+    /// The partition the record must go to, when the writer chose it (it
+    /// chains each partition's events); `None`: the log's partitioner.
+    pub partition: Option<u32>,
 }
 
 /// A record read back, with its position.
@@ -76,6 +81,9 @@ pub struct Delivered {
 pub enum LogError {
     #[error("embedded log at {path}: {source}")]
     Storage { path: String, source: sled::Error },
+    /// The embedded log's files could not be read or written.
+    #[error("embedded log: {0}")]
+    File(String),
     #[error("embedded log at {path} is corrupt: {detail}")]
     Corrupt { path: String, detail: String },
     #[error("topic {topic} has no partition {partition}")]
@@ -98,6 +106,12 @@ pub trait EventLog: Send + Sync {
 
     /// Number of partitions of a topic.
     fn partitions(&self, topic: Topic) -> Result<u32, LogError>;
+
+    /// The partition records with this key go to (what the writer chains
+    /// them on). The embedded log has one.
+    fn partition_for(&self, _topic: Topic, _key: &str) -> Result<u32, LogError> {
+        Ok(0)
+    }
 
     /// Reads up to `records_max` records of one partition from `offset` on.
     /// An empty answer means the reader has reached the end of the
@@ -157,6 +171,10 @@ impl<L: EventLog + ?Sized> EventLog for Box<L> {
 
     fn partitions(&self, topic: Topic) -> Result<u32, LogError> {
         (**self).partitions(topic)
+    }
+
+    fn partition_for(&self, topic: Topic, key: &str) -> Result<u32, LogError> {
+        (**self).partition_for(topic, key)
     }
 
     fn read(

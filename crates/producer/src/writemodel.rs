@@ -1,57 +1,86 @@
 //! The write model: what ingest needs to decide (accepted `txn_id`s with
 //! their content digests, sales with their refundable remainder, the
-//! registry, the fee schedule, the last event number per key). It is a
-//! projection of the ledger like any other: stored in sled at
-//! `DATA_DIR/writer` with its log positions in the same atomic batch as its
-//! state, and caught up from the log before any decision. A crash between
-//! publishing and storing it is therefore harmless: the next run re-applies
-//! the published events first.
+//! registry, the fee schedule, the last event number per key, the ids of
+//! recorded multi-event steps, the chain head of each partition). It is a
+//! projection of the ledger like any other, caught up from the log before
+//! any decision, and stored with the log positions it reflects.
 //!
-//! The state lives in memory while the process runs. It is stored as one
-//! *segment* per commit — the changes of that batch — because a sled insert
-//! costs several microseconds and one per record would halve ingest speed.
-//! Opening replays the segments in order.
+//! It is stored in `DATA_DIR/writer/state.frames`, a frame file (see
+//! `clearing_log::frames`): one checksummed frame per commit — the changes
+//! of that batch with the new positions — synced before the commit returns,
+//! durable as a whole or not at all. Opening replays the frames in order.
+//! A crash between publishing and committing is harmless: the next run
+//! re-applies the published events from the log first.
 //!
-//! Keys of the single tree: `pos/<partition u32 BE>` → next offset (u64 BE),
-//! `seg/<segment u64 BE>` → `Segment` in postcard (an internal format,
-//! compact and fast; the segments are rebuilt from the log if this build's
-//! format ever changes), LZ4-compressed (see the embedded log for why),
-//! `ref` → `Reference` JSON.
+//! The write model can always be rebuilt from the log: delete
+//! `DATA_DIR/writer`. One written by an earlier build (in sled, or of
+//! another format) is rebuilt so, on open.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use clearing_consumer::{catch_up, CatchUp, ConsumeError, Handler, Item};
+use clearing_consumer::{catch_up, check_tips, CatchUp, ConsumeError, Handler, Item, Tip};
+use clearing_core::chain::{Link, GENESIS};
 use clearing_core::ingest::{apply, TxnLookup, TxnState, TxnStore};
 use clearing_core::registry::Reference;
-use clearing_core::Event;
+use clearing_core::{Event, EventBody};
+use clearing_log::frames::{DirLock, FrameError, FrameFile};
 use clearing_log::{EventLog, Positions, Topic};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteModelError {
-    #[error("write model at {path}: {source}")]
-    Storage { path: String, source: sled::Error },
-    #[error("write model at {path} is corrupt: {detail}")]
+    #[error("write model: {0}")]
+    File(String),
+    #[error("write model at {path} is corrupt: {detail} (delete it to rebuild it from the log)")]
     Corrupt { path: String, detail: String },
+    #[error("{0}")]
+    Tip(#[from] clearing_consumer::TipError),
+}
+
+fn frame_err(e: FrameError) -> WriteModelError {
+    match e {
+        FrameError::Corrupt { path, at, detail } => WriteModelError::Corrupt {
+            path,
+            detail: format!("at byte {at}: {detail}"),
+        },
+        other => WriteModelError::File(other.to_string()),
+    }
 }
 
 /// Events applied per batch while catching up from the log.
 const CATCH_UP_BATCH_MAX: usize = 16_384;
 
-/// One commit's changes, as read back.
-#[derive(Deserialize, Default)]
-struct Segment {
-    txns: Vec<(String, TxnState)>,
-    seqs: BTreeMap<String, u64>,
+/// The layout of the stored state. Raise it when a change means state
+/// written by an earlier version must be rebuilt from the log.
+/// 1: frame file (earlier builds kept the write model in sled).
+const FORMAT: u32 = 1;
+
+/// Frame kinds of `state.frames`.
+const FORMAT_FRAME: u8 = 1;
+const COMMIT_FRAME: u8 = 2;
+
+/// Where the write model stands on a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Stand {
+    next: u64,
+    /// The link of the last record applied.
+    link: [u8; 32],
+    carried: bool,
+    /// The partition's chain hash after it.
+    head: [u8; 32],
 }
 
-/// The same shape, borrowing the state to write it: no copy of each
-/// changed record on the commit path (postcard encodes `&T` as `T`).
-#[derive(Serialize)]
-struct SegmentOut<'a> {
-    txns: Vec<(&'a str, &'a TxnState)>,
-    seqs: &'a BTreeMap<String, u64>,
+/// One commit's changes, as stored (postcard, LZ4).
+#[derive(Serialize, Deserialize, Default)]
+struct Commit {
+    stands: Vec<(u32, Stand)>,
+    txns: Vec<(String, TxnState)>,
+    seqs: Vec<(String, u64)>,
+    /// Ids of events recorded by multi-event steps (reconciliation runs…).
+    steps: Vec<String>,
+    /// The reference data, when it changed (JSON).
+    reference: Option<String>,
 }
 
 #[derive(Default)]
@@ -65,7 +94,7 @@ impl TxnLookup for Txns {
     }
 }
 
-/// Records which ids changed, for the next segment.
+/// Records which ids changed, for the next commit.
 struct Tracking<'a> {
     txns: &'a mut Txns,
     changed: &'a mut Vec<String>,
@@ -92,89 +121,129 @@ impl TxnStore for Tracking<'_> {
 
 pub struct WriteModel {
     path: PathBuf,
-    tree: sled::Tree,
-    _db: sled::Db,
+    file: FrameFile,
+    _lock: DirLock,
     pub reference: Reference,
     reference_dirty: bool,
-    positions: Positions,
+    stands: BTreeMap<u32, Stand>,
     txns: Txns,
     seqs: HashMap<String, u64>,
+    steps: HashSet<String>,
     changed_txns: Vec<String>,
     changed_seqs: BTreeMap<String, u64>,
-    next_segment: u64,
+    changed_steps: Vec<String>,
+    /// Chain heads of the pending (staged) events, per partition.
+    pending_heads: BTreeMap<u32, [u8; 32]>,
+    /// Whether the stored positions were checked against the log.
+    checked: bool,
 }
-
-const POS_PREFIX: &[u8] = b"pos/";
-const SEG_PREFIX: &[u8] = b"seg/";
-const REF_KEY: &[u8] = b"ref";
 
 impl WriteModel {
     pub fn open(data_dir: &Path) -> Result<WriteModel, WriteModelError> {
-        let path = data_dir.join("writer");
-        let storage = |source| WriteModelError::Storage {
-            path: path.display().to_string(),
-            source,
-        };
-        let corrupt = |detail: String| WriteModelError::Corrupt {
-            path: path.display().to_string(),
-            detail,
-        };
-        let db = clearing_log::store::open(&path).map_err(storage)?;
-        let tree = db.open_tree("state").map_err(storage)?;
-        let mut reference: Reference = match tree.get(REF_KEY).map_err(storage)? {
-            Some(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("ref: {e}")))?
-            }
-            None => Reference::default(),
-        };
-        reference.reindex();
-        let positions = clearing_log::store::read_positions(&tree, POS_PREFIX)
-            .map_err(|e| corrupt(e.to_string()))?;
-        let mut txns = Txns::default();
-        let mut seqs = HashMap::new();
-        let mut next_segment = 0;
-        for kv in tree.scan_prefix(SEG_PREFIX) {
-            let (k, v) = kv.map_err(storage)?;
-            let n = u64::from_be_bytes(
-                k[SEG_PREFIX.len()..]
-                    .try_into()
-                    .map_err(|_| corrupt("segment key".into()))?,
-            );
-            let plain = lz4_flex::decompress_size_prepended(&v)
-                .map_err(|e| corrupt(format!("segment {n}: {e}")))?;
-            let seg: Segment =
-                postcard::from_bytes(&plain).map_err(|e| corrupt(format!("segment {n}: {e}")))?;
-            txns.all.extend(seg.txns);
-            seqs.extend(seg.seqs);
-            next_segment = n + 1;
-        }
-        Ok(WriteModel {
-            path,
-            tree,
-            _db: db,
-            reference,
+        let dir = data_dir.join("writer");
+        let lock = DirLock::acquire(&dir).map_err(frame_err)?;
+        rebuild_if_foreign(&dir)?;
+        let path = dir.join("state.frames");
+        let (file, frames) = FrameFile::open(&path, 0).map_err(frame_err)?;
+        let mut wm = WriteModel {
+            path: path.clone(),
+            file,
+            _lock: lock,
+            reference: Reference::default(),
             reference_dirty: false,
-            positions,
-            txns,
-            seqs,
+            stands: BTreeMap::new(),
+            txns: Txns::default(),
+            seqs: HashMap::new(),
+            steps: HashSet::new(),
             changed_txns: Vec::new(),
             changed_seqs: BTreeMap::new(),
-            next_segment,
-        })
-    }
-
-    fn storage(&self, source: sled::Error) -> WriteModelError {
-        WriteModelError::Storage {
-            path: self.path.display().to_string(),
-            source,
+            changed_steps: Vec::new(),
+            pending_heads: BTreeMap::new(),
+            checked: false,
+        };
+        let infos: Vec<_> = frames.iter().map(|f| f.0).collect();
+        let ours = match infos.first() {
+            None => false,
+            Some(first) => {
+                first.kind == FORMAT_FRAME
+                    && wm.file.checked(*first).map_err(frame_err)? == FORMAT.to_be_bytes()
+            }
+        };
+        if ours {
+            wm.replay(&infos[1..])?;
+        } else {
+            if !infos.is_empty() {
+                // Of another format: start over; the catch-up rebuilds it.
+                tracing::warn!(path = %path.display(), "write model of another format; rebuilding it from the log");
+                drop(wm.file);
+                std::fs::remove_file(&path)
+                    .map_err(|e| WriteModelError::File(format!("{}: {e}", path.display())))?;
+                wm.file = FrameFile::open(&path, 0).map_err(frame_err)?.0;
+            }
+            wm.file
+                .append(&[(FORMAT_FRAME, &FORMAT.to_be_bytes())])
+                .map_err(frame_err)?;
         }
+        wm.reference.reindex();
+        Ok(wm)
     }
 
-    /// Applies every event published since the stored position.
+    /// Folds the stored commits in order.
+    fn replay(&mut self, infos: &[clearing_log::frames::FrameInfo]) -> Result<(), WriteModelError> {
+        let corrupt = |detail: String| WriteModelError::Corrupt {
+            path: self.path.display().to_string(),
+            detail,
+        };
+        let mut reference = None;
+        for frame in self.file.frames(infos) {
+            let (info, payload) = frame.map_err(frame_err)?;
+            let plain = lz4_flex::decompress_size_prepended(&payload)
+                .map_err(|e| corrupt(format!("commit at byte {}: {e}", info.at)))?;
+            let c: Commit = postcard::from_bytes(&plain)
+                .map_err(|e| corrupt(format!("commit at byte {}: {e}", info.at)))?;
+            self.stands.extend(c.stands);
+            self.txns.all.extend(c.txns);
+            self.seqs.extend(c.seqs);
+            self.steps.extend(c.steps);
+            if c.reference.is_some() {
+                reference = c.reference;
+            }
+        }
+        if let Some(r) = reference {
+            self.reference =
+                serde_json::from_str(&r).map_err(|e| corrupt(format!("reference: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Applies every event published since the stored position, after
+    /// checking (once) that the log holds what the write model last applied.
     pub fn catch_up<L: EventLog + ?Sized>(
         &mut self,
         log: &L,
     ) -> Result<CatchUp, ConsumeError<WriteModelError>> {
+        if !self.checked {
+            let tips: BTreeMap<u32, Tip> = self
+                .stands
+                .iter()
+                .map(|(p, s)| {
+                    let link = Link {
+                        hash: s.link,
+                        carried: s.carried,
+                    };
+                    (*p, Tip { next: s.next, link })
+                })
+                .collect();
+            let what = self
+                .path
+                .parent()
+                .unwrap_or(&self.path)
+                .display()
+                .to_string();
+            check_tips(log, Topic::Events, &tips, &what)
+                .map_err(|e| ConsumeError::Handler(e.into()))?;
+            self.checked = true;
+        }
         catch_up(log, Topic::Events, self, CATCH_UP_BATCH_MAX, |_| {})
     }
 
@@ -183,10 +252,36 @@ impl WriteModel {
         event.seq = self.seqs.get(event.key()).copied().unwrap_or(0) + 1;
     }
 
+    /// Whether an event with this id was recorded by a multi-event step
+    /// (or is staged).
+    pub fn recorded_step(&self, event_id: &str) -> bool {
+        self.steps.contains(event_id)
+    }
+
+    /// The chain hash of a partition's last record, staged ones included.
+    pub fn head(&self, partition: u32) -> [u8; 32] {
+        self.pending_heads
+            .get(&partition)
+            .or_else(|| self.stands.get(&partition).map(|s| &s.head))
+            .copied()
+            .unwrap_or(GENESIS)
+    }
+
+    /// Notes the chain hash of a staged event on its partition.
+    pub fn set_pending_head(&mut self, partition: u32, head: [u8; 32]) {
+        self.pending_heads.insert(partition, head);
+    }
+
     /// Folds an accepted event into the (not yet stored) state.
     pub fn apply_pending(&mut self, event: &Event) {
-        if !matches!(event.body, clearing_core::EventBody::TransactionRecorded(_)) {
-            self.reference_dirty = true;
+        if !matches!(event.body, EventBody::TransactionRecorded(_)) {
+            self.reference_dirty |= !matches!(
+                event.body,
+                EventBody::ReconciliationBreak(_) | EventBody::ReconciliationRun(_)
+            );
+            if is_step(event) && self.steps.insert(event.event_id.clone()) {
+                self.changed_steps.push(event.event_id.clone());
+            }
         }
         let seq = self.seqs.entry(event.key().to_string()).or_insert(0);
         if event.seq > *seq {
@@ -200,45 +295,58 @@ impl WriteModel {
         apply(&mut self.reference, &mut store, event);
     }
 
-    /// Stores the pending state with the log positions it reflects, in one
-    /// atomic sled batch.
-    pub fn commit(&mut self, ends: &Positions) -> Result<(), WriteModelError> {
-        let mut batch = sled::Batch::default();
-        if !self.changed_txns.is_empty() || !self.changed_seqs.is_empty() {
-            self.changed_txns.sort_unstable();
-            self.changed_txns.dedup();
-            let all = &self.txns.all;
-            let seg = SegmentOut {
-                txns: self
-                    .changed_txns
-                    .iter()
-                    .map(|id| (id.as_str(), all.get(id).expect("changed txn is present")))
-                    .collect(),
-                seqs: &self.changed_seqs,
-            };
-            let bytes = postcard::to_stdvec(&seg).expect("segment serialises");
-            self.changed_txns.clear();
-            self.changed_seqs.clear();
-            let mut k = SEG_PREFIX.to_vec();
-            k.extend_from_slice(&self.next_segment.to_be_bytes());
-            batch.insert(k, lz4_flex::compress_prepend_size(&bytes));
-            self.next_segment += 1;
+    /// Stores the pending state with the log positions it reflects (per
+    /// partition: the next offset and the link of the last record), as one
+    /// synced frame.
+    pub fn commit(&mut self, tips: &BTreeMap<u32, (u64, Link)>) -> Result<(), WriteModelError> {
+        let mut stands = Vec::new();
+        for (&p, &(next, link)) in tips {
+            let head = self.head(p);
+            stands.push((
+                p,
+                Stand {
+                    next,
+                    link: link.hash,
+                    carried: link.carried,
+                    head,
+                },
+            ));
         }
-        if self.reference_dirty {
-            batch.insert(
-                REF_KEY,
-                serde_json::to_vec(&self.reference).expect("reference serialises"),
-            );
-            self.reference_dirty = false;
-        }
-        for (partition, next) in ends.iter() {
-            batch.insert(
-                clearing_log::store::position_key(POS_PREFIX, partition),
-                &next.to_be_bytes(),
-            );
-        }
-        self.tree.apply_batch(batch).map_err(|e| self.storage(e))?;
-        self.positions.extend(ends);
+        self.changed_txns.sort_unstable();
+        self.changed_txns.dedup();
+        let commit = CommitOut {
+            stands: &stands,
+            txns: self
+                .changed_txns
+                .iter()
+                .map(|id| {
+                    (
+                        id.as_str(),
+                        self.txns.all.get(id).expect("changed txn is present"),
+                    )
+                })
+                .collect(),
+            seqs: self
+                .changed_seqs
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect(),
+            steps: &self.changed_steps,
+            reference: self
+                .reference_dirty
+                .then(|| serde_json::to_string(&self.reference).expect("reference serialises")),
+        };
+        let bytes = postcard::to_stdvec(&commit).expect("commits serialise");
+        let frame = lz4_flex::compress_prepend_size(&bytes);
+        self.file
+            .append(&[(COMMIT_FRAME, &frame)])
+            .map_err(frame_err)?;
+        self.changed_txns.clear();
+        self.changed_seqs.clear();
+        self.changed_steps.clear();
+        self.reference_dirty = false;
+        self.pending_heads.clear();
+        self.stands.extend(stands);
         Ok(())
     }
 
@@ -247,17 +355,60 @@ impl WriteModel {
         &self.txns
     }
 
-    /// Durably stores what sled has buffered.
+    /// Every commit is synced before it returns.
     pub fn flush(&self) -> Result<(), WriteModelError> {
-        self.tree.flush().map(|_| ()).map_err(|e| self.storage(e))
+        Ok(())
     }
+}
+
+/// The same shape as `Commit`, borrowing the state to write it.
+#[derive(Serialize)]
+struct CommitOut<'a> {
+    stands: &'a [(u32, Stand)],
+    txns: Vec<(&'a str, &'a TxnState)>,
+    seqs: Vec<(&'a str, u64)>,
+    steps: &'a [String],
+    reference: Option<String>,
+}
+
+/// Events of multi-event steps, recorded once by id.
+fn is_step(event: &Event) -> bool {
+    matches!(
+        event.body,
+        EventBody::ReconciliationBreak(_) | EventBody::ReconciliationRun(_)
+    )
+}
+
+/// A write model written by an earlier build (sled files, or no frame
+/// file of this format) is moved aside, and the next catch-up rebuilds it
+/// from the log.
+fn rebuild_if_foreign(dir: &Path) -> Result<(), WriteModelError> {
+    let sled = dir.join("conf").exists() || dir.join("db").exists();
+    if !sled {
+        return Ok(());
+    }
+    tracing::warn!(dir = %dir.display(), "write model of an earlier build; rebuilding it from the log");
+    let io = |e: std::io::Error| WriteModelError::File(format!("{}: {e}", dir.display()));
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if entry.file_name() == "LOCK" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).map_err(io)?;
+        } else {
+            std::fs::remove_file(&path).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 impl Handler for WriteModel {
     type Error = WriteModelError;
 
     fn positions(&self) -> Positions {
-        self.positions.clone()
+        self.stands.iter().map(|(p, s)| (*p, s.next)).collect()
     }
 
     fn apply(
@@ -266,7 +417,11 @@ impl Handler for WriteModel {
         items: Vec<Item>,
         next_offset: u64,
     ) -> Result<(), WriteModelError> {
+        let mut head = self.head(partition);
+        let mut last = None;
         for item in items {
+            head = item.link.head_after(&head);
+            last = Some(item.link);
             match item.event {
                 Ok(event) => self.apply_pending(&event),
                 Err(e) => {
@@ -278,6 +433,10 @@ impl Handler for WriteModel {
                 }
             }
         }
-        self.commit(&[(partition, next_offset)].into_iter().collect())
+        let Some(link) = last else {
+            return Ok(());
+        };
+        self.set_pending_head(partition, head);
+        self.commit(&BTreeMap::from([(partition, (next_offset, link))]))
     }
 }

@@ -19,13 +19,15 @@
 //! leaves the in-memory pending state void, so the writer refuses further
 //! work until it is reopened.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clearing_consumer::ConsumeError;
+use clearing_core::chain::{self, Link};
 use clearing_core::ingest::TxnLookup;
 use clearing_core::registry::Reference;
 use clearing_core::Event;
-use clearing_log::{EventLog, LogError, Positions, Record, Topic};
+use clearing_log::{EventLog, LogError, Record, Topic};
 
 use crate::writemodel::{WriteModel, WriteModelError};
 
@@ -77,6 +79,7 @@ pub fn to_record(e: &Event) -> Record {
             ("schema_version", e.schema_version().to_string()),
             ("event_id", e.event_id.clone()),
         ],
+        partition: None,
     }
 }
 
@@ -128,7 +131,14 @@ impl Writer {
     }
 
     /// Numbers `event` within its key and folds it into the pending state.
+    /// An event of a multi-event step (a reconciliation run's breaks and
+    /// summary, …) already recorded — by an earlier run of the same step
+    /// that was stopped half-way — is not staged again: such steps are
+    /// recorded exactly once under kills.
     pub fn stage(&mut self, mut event: Event) {
+        if self.wm.recorded_step(&event.event_id) {
+            return;
+        }
         self.wm.assign_seq(&mut event);
         self.wm.apply_pending(&event);
         self.staged.push(event);
@@ -155,21 +165,48 @@ impl Writer {
     }
 
     fn append_staged(&mut self) -> Result<(), WriteError> {
+        let records = self.seal_staged()?;
+        let positions = self.log.append(Topic::Events, &records)?;
+        self.staged.clear();
+        // Per partition: past its last record, and that record's link.
+        let mut tips: BTreeMap<u32, (u64, Link)> = BTreeMap::new();
+        for (p, r) in positions.iter().zip(&records) {
+            let link = Link::of(&r.payload);
+            let tip = tips.entry(p.partition).or_insert((0, link));
+            if p.offset + 1 >= tip.0 {
+                *tip = (p.offset + 1, link);
+            }
+        }
+        self.wm.commit(&tips)?;
+        Ok(())
+    }
+
+    /// The staged events as records, each chained after its partition's
+    /// last record (SPEC §15): encoded and digested in parallel, then the
+    /// chain threaded through them in order.
+    fn seal_staged(&mut self) -> Result<Vec<Record>, WriteError> {
         use rayon::prelude::*;
-        let records: Vec<Record> = self
+        let encoded: Vec<(Vec<u8>, [u8; 32])> = self
             .staged
             .par_iter()
             .with_min_len(256)
-            .map(to_record)
+            .map(|e| {
+                let canonical = e.encode();
+                let digest = chain::digest(&canonical);
+                (canonical, digest)
+            })
             .collect();
-        let positions = self.log.append(Topic::Events, &records)?;
-        self.staged.clear();
-        let mut ends = Positions::new();
-        for p in positions {
-            ends.advance_past(p);
+        let mut records = Vec::with_capacity(encoded.len());
+        for (e, (canonical, digest)) in self.staged.iter().zip(encoded) {
+            let partition = self.log.partition_for(Topic::Events, e.key())?;
+            let (payload, head) = chain::seal(&canonical, &digest, &self.wm.head(partition));
+            self.wm.set_pending_head(partition, head);
+            let mut r = to_record(e);
+            r.payload = payload;
+            r.partition = Some(partition);
+            records.push(r);
         }
-        self.wm.commit(&ends)?;
-        Ok(())
+        Ok(records)
     }
 
     /// Appends dead letters to the rejected topic.

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use clearing_consumer::{Item, Undecodable};
+use clearing_core::chain::Link;
 use clearing_core::events::{RowDelta, TxnRecorded};
 use clearing_core::settlement::{add_delta, FlaggedTxn};
 use clearing_core::{Event, EventBody, Position, Recorded};
@@ -38,6 +39,8 @@ pub struct Stand {
 pub struct Changes {
     pub(crate) partition: u32,
     pub(crate) next_offset: u64,
+    /// The link of the batch's last record.
+    pub(crate) last_link: Link,
     /// Settlement row deltas, by row key: added to the stored rows.
     pub(crate) rows: HashMap<Vec<u8>, RowValue>,
     /// Values stored as they are (segments, registry, reconciliation, bad).
@@ -74,10 +77,12 @@ pub fn fold(
 ) -> Changes {
     check_order(stand, &items, next_offset);
     let first = items.first().map(|i| i.position);
+    let last_link = items.last().map(|i| i.link).unwrap_or_default();
     let mut f = Folding {
         changes: Changes {
             partition: stand.partition,
             next_offset,
+            last_link,
             ..Changes::default()
         },
         ..Folding::default()
@@ -342,6 +347,7 @@ mod tests {
     fn item(offset: u64) -> Item {
         Item {
             position: Position::new(0, offset),
+            link: Link::default(),
             event: Err(clearing_core::events::DecodeError::Envelope("x".into())),
             raw: Some(Vec::new()),
         }

@@ -4,7 +4,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `pos/` partition (u32 BE) | next offset to read (u64 BE) |
+//! | `pos/` partition (u32 BE) | next offset to read (u64 BE), then the link of the last record applied (32 bytes, and 1 when it carried its chain hash) |
 //! | `hw/` partition (u32 BE) | highest event `seq` applied per event key of that partition (LZ4 postcard, sorted by key) |
 //! | `row/DATE/MERCHANT\0CLEARING\0INTERMEDIARY\0PAYOUT` | settlement row totals (JSON) |
 //! | `txn/DATE/` batch's first position (u32 BE, u64 BE) | transaction index segment (LZ4 postcard) |

@@ -32,8 +32,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use clearing_consumer::{
-    catch_up, catch_up_until, CatchUp, ConsumeError, Handler, Item, Undecodable,
+    catch_up, catch_up_until, check_tips, CatchUp, ConsumeError, Handler, Item, Tip, Undecodable,
 };
+use clearing_core::chain::Link;
 use clearing_core::settlement::add_delta;
 use clearing_core::Cut;
 use clearing_log::{EventLog, Positions, Topic};
@@ -53,6 +54,30 @@ pub enum ProjectorError {
     Corrupt { path: String, detail: String },
     #[error("settlement row {key} overflows")]
     Overflow { key: String },
+    /// The stored positions are not the log's (see `check_against`).
+    #[error("{0}")]
+    Behind(clearing_consumer::TipError),
+}
+
+fn encode_tip(t: &Tip) -> Vec<u8> {
+    let mut v = Vec::with_capacity(41);
+    v.extend_from_slice(&t.next.to_be_bytes());
+    v.extend_from_slice(&t.link.hash);
+    v.push(u8::from(t.link.carried));
+    v
+}
+
+fn decode_tip(v: &[u8]) -> Option<Tip> {
+    if v.len() != 41 {
+        return None;
+    }
+    Some(Tip {
+        next: u64::from_be_bytes(v[..8].try_into().ok()?),
+        link: Link {
+            hash: v[8..40].try_into().ok()?,
+            carried: v[40] == 1,
+        },
+    })
 }
 
 /// Events projected per batch. Each batch is one atomic sled write; big
@@ -68,7 +93,9 @@ pub const PROJECT_BATCH_MAX: usize = 32_768;
 /// sale's amounts (voids, reversals) and decline code.
 /// 4: the transaction index is postcard, not JSON.
 /// 5: high-water marks one value per partition (`hw/PARTITION`, postcard).
-const FORMAT: u32 = 5;
+/// 6: positions carry the link of the last record applied (checked
+/// against the log on open).
+const FORMAT: u32 = 6;
 const FORMAT_KEY: &[u8] = b"format";
 
 pub struct Projector {
@@ -76,6 +103,10 @@ pub struct Projector {
     db: sled::Db,
     tree: sled::Tree,
     positions: Positions,
+    /// The link of the last record applied, per partition.
+    tips: BTreeMap<u32, Tip>,
+    /// Whether the stored positions were checked against the log.
+    checked: bool,
     /// Highest `seq` applied per event key, per partition (a key's events
     /// are on one partition).
     high_water: HashMap<u32, BTreeMap<String, u64>>,
@@ -125,30 +156,47 @@ impl Projector {
             db,
             tree,
             positions: Positions::new(),
+            tips: BTreeMap::new(),
+            checked: false,
             high_water: HashMap::new(),
             dense: false,
             redelivered: 0,
             undecodable: Vec::new(),
         };
-        p.positions = p.read_positions()?;
+        p.tips = p.read_tips()?;
+        p.positions = p.tips.iter().map(|(p, t)| (*p, t.next)).collect();
         p.high_water = p.read_high_water()?;
         Ok(p)
     }
 
-    fn read_positions(&self) -> Result<Positions, ProjectorError> {
-        let mut out = Positions::new();
+    fn read_tips(&self) -> Result<BTreeMap<u32, Tip>, ProjectorError> {
+        let mut out = BTreeMap::new();
         for kv in self.tree.scan_prefix(Prefix::Positions.bytes()) {
             let (k, v) = kv.map_err(|e| self.storage(e))?;
             let partition =
                 keys::position_partition(&k).ok_or_else(|| self.corrupt("position key"))?;
-            let next = v
-                .as_ref()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| self.corrupt("position value"))?;
-            out.set(partition, next);
+            let tip = decode_tip(&v).ok_or_else(|| self.corrupt("position value"))?;
+            out.insert(partition, tip);
         }
         Ok(out)
+    }
+
+    /// Checks (once per open) that the log holds the record each partition
+    /// last applied, where the stored position says: a log cut back or
+    /// restored from an older copy is refused, never reported from.
+    pub fn check_against<L: EventLog + ?Sized>(&mut self, log: &L) -> Result<(), ProjectorError> {
+        if self.checked {
+            return Ok(());
+        }
+        check_tips(
+            log,
+            Topic::Events,
+            &self.tips,
+            &self.path.display().to_string(),
+        )
+        .map_err(ProjectorError::Behind)?;
+        self.checked = true;
+        Ok(())
     }
 
     fn read_high_water(&self) -> Result<HashMap<u32, BTreeMap<String, u64>>, ProjectorError> {
@@ -195,6 +243,7 @@ impl Projector {
         progress: impl FnMut(u64),
     ) -> Result<CatchUp, ConsumeError<ProjectorError>> {
         self.dense = log.dense_offsets();
+        self.check_against(log).map_err(ConsumeError::Handler)?;
         catch_up(log, Topic::Events, self, PROJECT_BATCH_MAX, progress)
     }
 
@@ -208,6 +257,7 @@ impl Projector {
         progress: impl FnMut(u64),
     ) -> Result<CatchUp, ConsumeError<ProjectorError>> {
         self.dense = log.dense_offsets();
+        self.check_against(log).map_err(ConsumeError::Handler)?;
         catch_up_until(
             log,
             Topic::Events,
@@ -290,12 +340,14 @@ impl Projector {
                 lz4_flex::compress_prepend_size(&encoded),
             );
         }
-        batch.insert(
-            Key::Position(changes.partition).bytes(),
-            &changes.next_offset.to_be_bytes(),
-        );
+        let tip = Tip {
+            next: changes.next_offset,
+            link: changes.last_link,
+        };
+        batch.insert(Key::Position(changes.partition).bytes(), encode_tip(&tip));
         self.tree.apply_batch(batch).map_err(|e| self.storage(e))?;
         self.positions.set(changes.partition, changes.next_offset);
+        self.tips.insert(changes.partition, tip);
         if let Some(marks) = marks.filter(|_| !changes.high_water.is_empty()) {
             self.high_water.insert(changes.partition, marks);
         }

@@ -206,6 +206,7 @@ fn project(dir: &Path, log: &[Event], batch_sizes: &[usize], restart_at: usize) 
         let to = (from + size).min(log.len());
         let items = (from..to)
             .map(|i| Item {
+                link: clearing_core::chain::Link::of(&log[i].encode()),
                 position: Position {
                     partition: 0,
                     offset: i as u64,
@@ -315,6 +316,7 @@ fn an_undecodable_event_is_recorded_not_skipped_silently() {
     p.apply(
         0,
         vec![Item {
+            link: clearing_core::chain::Link::of(b"{\"not\":\"an event\"}"),
             position: Position {
                 partition: 0,
                 offset: 0,

@@ -29,6 +29,31 @@ pub struct Config {
     pub topics: TopicNames,
     /// `None`: the embedded log in the data dir.
     pub kafka: Option<KafkaSettings>,
+    /// Where recording times come from.
+    pub clock: Clock,
+}
+
+/// The source of recording times: the system clock, or a fixed one for
+/// tests that compare digests across runs.
+#[derive(Clone, Copy)]
+pub struct Clock(pub fn() -> Timestamp);
+
+impl Clock {
+    pub fn now(&self) -> Timestamp {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock(now)
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 /// The data dir when none is given.
@@ -67,6 +92,7 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
             topics,
             kafka,
+            clock: Clock::default(),
         })
     }
 

@@ -9,7 +9,7 @@
 //! (fees, registry, ingest, reconciliation); `project` brings projections
 //! up or follows the log; `read` is the `ReadLedger` every report and
 //! query reads from; `dispute` the stories, statements, bundles and
-//! journals of SPEC §9; `views` the view structs front ends serialise;
+//! journals of SPEC §9; `verify` the integrity check of SPEC §15; `views` the view structs front ends serialise;
 //! `measure` the baselines the benchmark compares with; `error` the one
 //! error type, with the kind a front end maps to an exit status or an
 //! HTTP status.
@@ -22,6 +22,7 @@ pub mod project;
 pub mod read;
 pub mod record;
 pub mod replay;
+pub mod verify;
 pub mod views;
 
 pub use config::{now, Config, ConfigInput};
@@ -30,6 +31,7 @@ pub use project::{follow, project, Following};
 pub use read::ReadLedger;
 pub use record::{Named, ReconReport, Recorder};
 pub use replay::{replay, Live, ReplayMarker, Replayed};
+pub use verify::{verify, VerifyReport};
 
 /// The crates below the application, for front ends that need their
 /// types (`clearing_app::core::Fen`, …) without depending on them.

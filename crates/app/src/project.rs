@@ -41,13 +41,8 @@ fn dead_letter_undecodable(
             count = found.len(),
             "messages on the events topic are not events; dead-lettered"
         );
-        clearing_producer::reject_undecodable(
-            log,
-            &cfg.topics.events,
-            &found,
-            &crate::config::now(),
-        )
-        .context("dead-lettering messages that are not events")?;
+        clearing_producer::reject_undecodable(log, &cfg.topics.events, &found, &cfg.clock.now())
+            .context("dead-lettering messages that are not events")?;
     }
     Ok(())
 }

@@ -119,7 +119,7 @@ impl ReadLedger {
         let state = State {
             digest: self.projector.digest()?,
             log_position: self.projector.stored_positions().clone(),
-            generated_at: crate::config::now(),
+            generated_at: self.config.clock.now(),
         };
         let log = self.events()?;
         dispute_bundle(&self.projector, &*log, id, state)

@@ -11,7 +11,7 @@ use clearing_log::EventLog;
 use clearing_producer::{FeesLoaded, IngestSummary, RegistryLoaded, Writer};
 use clearing_recon::Layout;
 
-use crate::config::{now, open_log, open_projector, open_writer, Config};
+use crate::config::{open_log, open_projector, open_writer, Config};
 use crate::error::{AppError, Context};
 use crate::replay::Live;
 
@@ -68,7 +68,12 @@ impl Recorder {
             Some(h) => clearing_producer::fees::parse_holidays(h.name, h.text)?,
             None => Calendar::default(),
         };
-        let loaded = clearing_producer::load_fees(&mut self.writer, schedule, calendar, &now())?;
+        let loaded = clearing_producer::load_fees(
+            &mut self.writer,
+            schedule,
+            calendar,
+            &self.config.clock.now(),
+        )?;
         self.writer.flush()?;
         Ok(loaded)
     }
@@ -83,7 +88,7 @@ impl Recorder {
             &mut self.writer,
             (merchants.name, merchants.text),
             intermediaries.map(|i| (i.name, i.text)),
-            &now(),
+            &self.config.clock.now(),
         )?;
         self.writer.flush()?;
         Ok(loaded)
@@ -97,7 +102,13 @@ impl Recorder {
         input: impl BufRead,
         progress: impl FnMut(&IngestSummary),
     ) -> Result<IngestSummary, AppError> {
-        let summary = clearing_producer::ingest(&mut self.writer, source, input, &now, progress)?;
+        let summary = clearing_producer::ingest(
+            &mut self.writer,
+            source,
+            input,
+            &self.config.clock.0,
+            progress,
+        )?;
         self.writer.flush()?;
         Ok(summary)
     }
@@ -118,7 +129,15 @@ impl Recorder {
         })?;
         let mut p = open_projector(&self.config.data_dir)?;
         crate::project::catch_up(&self.config, &*self.log, &mut p)?;
-        let run = clearing_recon::reconcile(&p, cutoff, file, input, layout, date, &now())?;
+        let run = clearing_recon::reconcile(
+            &p,
+            cutoff,
+            file,
+            input,
+            layout,
+            date,
+            &self.config.clock.now(),
+        )?;
         clearing_producer::record_events(&mut self.writer, run.events)
             .context("recording the result")?;
         self.writer.flush()?;

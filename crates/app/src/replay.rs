@@ -124,8 +124,8 @@ pub fn events_log(
     match &m.log {
         SourceLog::Embedded { data_dir } => open_log(&Config {
             data_dir: data_dir.clone(),
-            topics: cfg.topics.clone(),
             kafka: None,
+            ..cfg.clone()
         }),
         SourceLog::Kafka {
             brokers,
@@ -136,9 +136,9 @@ pub fn events_log(
             let kafka = KafkaSettings::new(brokers, topics.clone(), *partitions)
                 .map_err(AppError::input)?;
             open_log(&Config {
-                data_dir: cfg.data_dir.clone(),
                 topics,
                 kafka: Some(kafka),
+                ..cfg.clone()
             })
         }
     }
@@ -186,7 +186,7 @@ pub fn replay(
         log_position: positions.clone(),
         events,
         digest: digest.clone(),
-        replayed_at: crate::config::now(),
+        replayed_at: cfg.clock.now(),
     };
     let path = into.join(MARKER);
     let bytes = serde_json::to_vec_pretty(&marker).expect("the marker serialises");
@@ -237,7 +237,7 @@ fn check_names_every_partition(cut: &Positions, partitions: u32) -> Result<(), A
 /// and reopened every `leg_events` events, because sled keeps what an
 /// open store wrote in memory, and a replay's memory must not grow with
 /// the log. Returns the events applied and the positions reached.
-fn replay_legs(
+pub(crate) fn replay_legs(
     cfg: &Config,
     cut: &Cut,
     into: &Path,
@@ -271,7 +271,7 @@ fn replay_legs(
 
 /// The digest of a replayed dir, taken in legs of `DIGEST_LEG_BYTES`, the
 /// store reopened between legs.
-fn digest_in_legs(into: &Path) -> Result<String, AppError> {
+pub(crate) fn digest_in_legs(into: &Path) -> Result<String, AppError> {
     let mut state = clearing_projector::DigestState::default();
     while !state.done() {
         open_projector(into)

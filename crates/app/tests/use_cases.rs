@@ -3,54 +3,11 @@
 //! out of the library's typed results, and a replayed dir must refuse
 //! every use case that changes a ledger.
 
-use std::path::Path;
+mod common;
 
 use clearing_app::core::Cut;
-use clearing_app::{Config, ConfigInput, ErrorKind, Named, ReadLedger, Recorder};
-
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/day1");
-
-fn read(name: &str) -> String {
-    std::fs::read_to_string(Path::new(FIXTURE).join(name)).unwrap()
-}
-
-fn config(dir: &Path) -> Config {
-    Config::new(&ConfigInput {
-        data_dir: Some(dir.to_path_buf()),
-        kafka: None,
-        topic_prefix: "clearing".into(),
-        partitions: 8,
-        kafka_timeout_secs: 120,
-    })
-    .unwrap()
-}
-
-fn named<'a>(name: &'a str, text: &'a str) -> Named<'a> {
-    Named { name, text }
-}
-
-/// The day1 fixture recorded through the library.
-fn recorded(cfg: &Config) {
-    let mut r = Recorder::open(cfg.live().unwrap()).unwrap();
-    let (fees, holidays) = (read("fees.toml"), read("holidays.txt"));
-    r.load_fees(
-        named("fees.toml", &fees),
-        Some(named("holidays.txt", &holidays)),
-    )
-    .unwrap();
-    let (m, i) = (read("merchants.jsonl"), read("intermediaries.jsonl"));
-    r.load_registry(
-        named("merchants.jsonl", &m),
-        Some(named("intermediaries.jsonl", &i)),
-    )
-    .unwrap();
-    let txns = read("transactions.jsonl");
-    let summary = r
-        .ingest("transactions.jsonl", txns.as_bytes(), |_| {})
-        .unwrap();
-    let expected: serde_json::Value = serde_json::from_str(&read("expected_ingest.json")).unwrap();
-    assert_eq!(serde_json::to_value(&summary).unwrap(), expected);
-}
+use clearing_app::{Config, ConfigInput, ErrorKind, ReadLedger, Recorder};
+use common::*;
 
 #[test]
 fn the_reports_of_the_library_are_the_hand_computed_ones() {

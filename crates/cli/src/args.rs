@@ -136,6 +136,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// Recomputes every partition's hash chain and the projections from
+    /// the log; exits 0 only when everything holds (SPEC §15).
+    Verify {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// The pipeline benchmark.
     Bench(crate::bench::BenchArgs),
 }

@@ -69,6 +69,14 @@ pub fn run(cli: Cli) -> Result<()> {
             render::statement::statement(&s, format, out)
         }
         Command::Export { command } => export(&cfg, command, out),
+        Command::Verify { format } => {
+            let report = clearing_app::verify(cfg.live()?)?;
+            render::verify(&report, format, out)?;
+            match report.failure() {
+                None => Ok(()),
+                Some(why) => anyhow::bail!("verify: {why}"),
+            }
+        }
         Command::Bench(args) => crate::bench::run(&cfg, args, out),
     }
 }

@@ -87,9 +87,26 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ) {
         e.exit();
     }
-    // One line: clap's first line, without its "error: " prefix.
-    let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    eprintln!("clearing: {}", first.trim_start_matches("error: "));
+    eprintln!("clearing: {}", usage_line(&e.render().to_string()));
     ExitCode::from(2)
+}
+
+/// One line out of clap's message: its first line without "error: ", and
+/// when that line announces a list ("…not provided:"), the list's items
+/// (the missing options' names) on it too.
+fn usage_line(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    if !first.ends_with(':') {
+        return first;
+    }
+    let items: Vec<&str> = lines
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    format!("{first} {}", items.join(", "))
 }

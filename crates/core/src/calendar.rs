@@ -15,6 +15,19 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_rfc3339(s).ok()
 }
 
+/// The first moment a transaction may have occurred at.
+pub const BUSINESS_FROM: &str = "2000-01-01T00:00:00+08:00";
+/// The moment from which transactions are refused: its business date,
+/// payout date and every date derived from it must stay four-digit years.
+pub const BUSINESS_UNTIL: &str = "2099-12-01T00:00:00+08:00";
+
+/// Whether a moment lies in the ledger's business range.
+pub fn in_business_range(t: DateTime<FixedOffset>) -> bool {
+    let from = DateTime::parse_from_rfc3339(BUSINESS_FROM).expect("a valid constant");
+    let until = DateTime::parse_from_rfc3339(BUSINESS_UNTIL).expect("a valid constant");
+    t >= from && t < until
+}
+
 /// The business date of a moment: its local (UTC+08:00) date, plus one day
 /// at or after the cutoff.
 pub fn business_date(occurred_at: DateTime<FixedOffset>, cutoff: NaiveTime) -> NaiveDate {

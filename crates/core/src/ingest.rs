@@ -11,7 +11,7 @@ use crate::calendar::business_date;
 use crate::channel::{Channel, TxnResult, TxnType};
 use crate::events::{Event, EventBody, FeeRuleApplied, OriginalSale, RowKey, TxnRecorded};
 use crate::fees::{refund_fee, sale_fee, RefundState};
-use crate::mask::mask_card;
+use crate::mask::{mask_card, mask_digit_runs};
 use crate::money::{Fen, Overflow};
 use crate::postings::{reverse, sale_entry, Entry, Route};
 use crate::registry::{Reference, VersionedFees};
@@ -45,6 +45,20 @@ pub struct Rejection {
     pub detail: String,
     /// The parsed card value, so the caller can mask the raw line exactly.
     pub card: Option<String>,
+    /// The card was not a string (a number, an array…): every card-like
+    /// digit run of the raw line is masked.
+    pub mask_all: bool,
+}
+
+impl Rejection {
+    /// The raw line as a dead letter may keep it: card numbers masked.
+    pub fn masked_raw(&self, line: &str) -> String {
+        match (&self.card, self.mask_all) {
+            (_, true) => crate::mask::mask_unparsed(line),
+            (Some(card), false) => crate::mask::mask_raw_with(line, card),
+            (None, false) => crate::mask::mask_raw_line(line),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,6 +145,7 @@ fn reject(reason: Reason, field: Option<&'static str>, detail: impl Into<String>
         field,
         detail: detail.into(),
         card: None,
+        mask_all: false,
     })
 }
 
@@ -177,6 +192,8 @@ pub struct Prepared {
     /// The full card number when the record carried one (for masking the
     /// raw line of a dead letter), never stored.
     pan: Option<String>,
+    /// The card was not a string: mask every card-like run of the raw line.
+    mask_all: bool,
     /// `Err` holds an `invalid_field` defect.
     fields: Result<Fields, Rejection>,
 }
@@ -209,6 +226,7 @@ fn rejection(reason: Reason, field: Option<&'static str>, detail: impl Into<Stri
         field,
         detail: detail.into(),
         card: None,
+        mask_all: false,
     }
 }
 
@@ -228,14 +246,25 @@ pub fn prepare(line: &str) -> Result<Prepared, Rejection> {
         }
     };
     let mut pan = None;
-    if let Some(Value::String(card)) = obj.get_mut("card") {
-        let masked = mask_card(card).into_owned();
-        if masked != *card {
-            pan = Some(std::mem::replace(card, masked));
+    // A card that is not a string is invalid_field (below); its digits are
+    // masked before anything else sees the record.
+    let mut card_kind = None;
+    match obj.get_mut("card") {
+        Some(Value::String(card)) => {
+            let masked = mask_card(card).into_owned();
+            if masked != *card {
+                pan = Some(std::mem::replace(card, masked));
+            }
+        }
+        None | Some(Value::Null) => {}
+        Some(other) => {
+            card_kind = Some(json_kind(other));
+            *other = Value::String(mask_digit_runs(&other.to_string()).into_owned());
         }
     }
     let with_card = |mut r: Rejection, pan: &Option<String>| {
         r.card = pan.clone();
+        r.mask_all = card_kind.is_some();
         r
     };
     // 1. missing_field
@@ -262,11 +291,12 @@ pub fn prepare(line: &str) -> Result<Prepared, Rejection> {
     }
     let digest = content_digest(&obj);
     let txn_id = str_field(&obj, "txn_id").map(str::to_string);
-    let fields = check_fields(&mut obj, declared_type).map_err(|r| with_card(r, &pan));
+    let fields = check_fields(&mut obj, declared_type, card_kind).map_err(|r| with_card(r, &pan));
     Ok(Prepared {
         digest,
         txn_id,
         pan,
+        mask_all: card_kind.is_some(),
         fields,
     })
 }
@@ -280,7 +310,7 @@ pub fn decide_prepared(
     recorded_at: &Timestamp,
     p: Prepared,
 ) -> Outcome {
-    let pan = p.pan;
+    let (pan, mask_all) = (p.pan, p.mask_all);
     let outcome = decide_checked(
         reference,
         fees,
@@ -293,6 +323,7 @@ pub fn decide_prepared(
     match outcome {
         Outcome::Rejected(mut r) => {
             r.card = pan;
+            r.mask_all = mask_all;
             Outcome::Rejected(r)
         }
         other => other,
@@ -664,7 +695,7 @@ fn take_string(
         Some(other) => Err(rejection(
             Reason::InvalidField,
             Some(field),
-            format!("{field} must be a string, got {other}"),
+            format!("{field} must be a string, got {}", json_kind(&other)),
         )),
     }
 }
@@ -679,6 +710,25 @@ fn required(obj: &mut Map<String, Value>, field: &'static str) -> Result<String,
     })
 }
 
+/// The longest identifier (`txn_id`, `merchant_id`, `terminal_id`, `rrn`,
+/// `original_txn_id`) accepted: ids are keys of the log, the indexes and
+/// the exports, and real ones are far shorter.
+pub const ID_CHARS_MAX: usize = 64;
+
+/// The longest optional text field (`mcc`, `stan`, `card`,
+/// `decline_code`) accepted.
+pub const TEXT_CHARS_MAX: usize = 64;
+
+/// Whether `s` can be an identifier: 1 to `ID_CHARS_MAX` ASCII letters,
+/// digits or `-_.:/`. What every later stage (keys, CSV, the journal's
+/// descriptions) can read back as it was written.
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= ID_CHARS_MAX
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
+}
+
 fn identifier(obj: &mut Map<String, Value>, field: &'static str) -> Result<String, Rejection> {
     let s = required(obj, field)?;
     if s.is_empty() || s.trim() != s {
@@ -688,7 +738,43 @@ fn identifier(obj: &mut Map<String, Value>, field: &'static str) -> Result<Strin
             format!("{field} {s:?} must be non-empty without surrounding spaces"),
         ));
     }
+    if !is_identifier(&s) {
+        return Err(rejection(
+            Reason::InvalidField,
+            Some(field),
+            format!("{field} {s:?} must be 1 to {ID_CHARS_MAX} ASCII letters, digits or - _ . : /"),
+        ));
+    }
     Ok(s)
+}
+
+/// An optional text field: at most `TEXT_CHARS_MAX` characters, no control
+/// characters.
+fn text(obj: &mut Map<String, Value>, field: &'static str) -> Result<Option<String>, Rejection> {
+    let s = take_string(obj, field)?;
+    if let Some(v) = &s {
+        if v.chars().count() > TEXT_CHARS_MAX || v.chars().any(char::is_control) {
+            return Err(rejection(
+                Reason::InvalidField,
+                Some(field),
+                format!("{field} must be at most {TEXT_CHARS_MAX} characters, none of them control characters"),
+            ));
+        }
+    }
+    Ok(s)
+}
+
+/// What kind of JSON value a wrongly typed field holds (never the value:
+/// it may be a card number).
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// The amount, currency and timestamp, parsed; the first of their defects
@@ -729,12 +815,24 @@ fn late_defects(
         ));
     }
     let occurred_at = Timestamp::parse(occurred_at_text);
-    if late.is_none() && occurred_at.is_none() {
-        late = Some(rejection(
-            Reason::InvalidTimestamp,
-            Some("occurred_at"),
-            format!("{occurred_at_text:?} is not an RFC 3339 time with an offset"),
-        ));
+    if late.is_none() {
+        late = match &occurred_at {
+            None => Some(rejection(
+                Reason::InvalidTimestamp,
+                Some("occurred_at"),
+                format!("{occurred_at_text:?} is not an RFC 3339 time with an offset"),
+            )),
+            Some(t) if !crate::calendar::in_business_range(t.at()) => Some(rejection(
+                Reason::InvalidTimestamp,
+                Some("occurred_at"),
+                format!(
+                    "{occurred_at_text:?} is outside the ledger's business range ({} to {})",
+                    crate::calendar::BUSINESS_FROM,
+                    crate::calendar::BUSINESS_UNTIL
+                ),
+            )),
+            Some(_) => None,
+        };
     }
     (amount, occurred_at, late)
 }
@@ -744,6 +842,7 @@ fn late_defects(
 fn check_fields(
     obj: &mut Map<String, Value>,
     declared_type: Option<TxnType>,
+    card_kind: Option<&'static str>,
 ) -> Result<Fields, Rejection> {
     identifier(obj, "txn_id")?;
     let type_text = required(obj, "type")?;
@@ -757,10 +856,17 @@ fn check_fields(
     let amount_value = obj.remove("amount");
     let currency = required(obj, "currency")?;
     let occurred_at_text = required(obj, "occurred_at")?;
-    let mcc = take_string(obj, "mcc")?;
-    let stan = take_string(obj, "stan")?;
-    let card = take_string(obj, "card")?;
-    let decline_code = take_string(obj, "decline_code")?;
+    let mcc = text(obj, "mcc")?;
+    let stan = text(obj, "stan")?;
+    if let Some(kind) = card_kind {
+        return Err(rejection(
+            Reason::InvalidField,
+            Some("card"),
+            format!("card must be a string, got {kind}"),
+        ));
+    }
+    let card = text(obj, "card")?;
+    let decline_code = text(obj, "decline_code")?;
     let Some(txn_type) = declared_type else {
         return Err(rejection(
             Reason::InvalidField,

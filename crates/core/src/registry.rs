@@ -144,6 +144,40 @@ fn object(line_no: usize, text: &str) -> Result<Map<String, Value>, LineError> {
     }
 }
 
+/// A required identifier: what `ingest::is_identifier` accepts, so that
+/// transactions can name it.
+fn req_id(obj: &Map<String, Value>, line: usize, field: &str) -> Result<String, LineError> {
+    let s = req_str(obj, line, field)?;
+    if !crate::ingest::is_identifier(&s) {
+        return Err(line_err(
+            line,
+            field,
+            format!(
+                "{s:?} must be 1 to {} ASCII letters, digits or - _ . : /",
+                crate::ingest::ID_CHARS_MAX
+            ),
+        ));
+    }
+    Ok(s)
+}
+
+/// The longest name or account accepted in the registry.
+pub const REGISTRY_TEXT_CHARS_MAX: usize = 128;
+
+/// A required text: at most `REGISTRY_TEXT_CHARS_MAX` characters, no
+/// control characters (it is printed in reports and payout files).
+fn req_text(obj: &Map<String, Value>, line: usize, field: &str) -> Result<String, LineError> {
+    let s = req_str(obj, line, field)?;
+    if s.chars().count() > REGISTRY_TEXT_CHARS_MAX || s.chars().any(char::is_control) {
+        return Err(line_err(
+            line,
+            field,
+            format!("must be at most {REGISTRY_TEXT_CHARS_MAX} characters, none of them control characters"),
+        ));
+    }
+    Ok(s)
+}
+
 fn req_str(obj: &Map<String, Value>, line: usize, field: &str) -> Result<String, LineError> {
     match obj.get(field) {
         None | Some(Value::Null) => Err(line_err(line, field, "missing")),
@@ -206,12 +240,14 @@ pub fn parse_merchant(line: usize, text: &str) -> Result<Merchant, LineError> {
     })?;
     let intermediary_id = match obj.get("intermediary_id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        Some(Value::String(s)) if crate::ingest::is_identifier(s) => Some(s.clone()),
         Some(other) => {
             return Err(line_err(
                 line,
                 "intermediary_id",
-                format!("must be a non-empty string or null, got {other}"),
+                format!(
+                "must be an identifier (ASCII letters, digits or - _ . : /) or null, got {other}"
+            ),
             ))
         }
     };
@@ -247,11 +283,11 @@ pub fn parse_merchant(line: usize, text: &str) -> Result<Merchant, LineError> {
         Some(Value::Array(items)) => items
             .iter()
             .map(|t| match t {
-                Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+                Value::String(s) if crate::ingest::is_identifier(s) => Ok(s.clone()),
                 other => Err(line_err(
                     line,
                     "terminals",
-                    format!("terminal ids must be non-empty strings, got {other}"),
+                    format!("terminal ids must be identifiers (ASCII letters, digits or - _ . : /), got {other}"),
                 )),
             })
             .collect::<Result<Vec<_>, _>>()?,
@@ -272,15 +308,15 @@ pub fn parse_merchant(line: usize, text: &str) -> Result<Merchant, LineError> {
         ));
     }
     Ok(Merchant {
-        merchant_id: req_str(&obj, line, "merchant_id")?,
-        name: req_str(&obj, line, "name")?,
+        merchant_id: req_id(&obj, line, "merchant_id")?,
+        name: req_text(&obj, line, "name")?,
         mcc,
         clearing,
         intermediary_id,
         settlement_cycle,
-        fee_plan: req_str(&obj, line, "fee_plan")?,
+        fee_plan: req_id(&obj, line, "fee_plan")?,
         terminals,
-        settlement_account: req_str(&obj, line, "settlement_account")?,
+        settlement_account: req_text(&obj, line, "settlement_account")?,
     })
 }
 
@@ -293,9 +329,9 @@ pub fn parse_intermediary(line: usize, text: &str) -> Result<Intermediary, LineE
         &["intermediary_id", "name", "settlement_account"],
     )?;
     Ok(Intermediary {
-        intermediary_id: req_str(&obj, line, "intermediary_id")?,
-        name: req_str(&obj, line, "name")?,
-        settlement_account: req_str(&obj, line, "settlement_account")?,
+        intermediary_id: req_id(&obj, line, "intermediary_id")?,
+        name: req_text(&obj, line, "name")?,
+        settlement_account: req_text(&obj, line, "settlement_account")?,
     })
 }
 

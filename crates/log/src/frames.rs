@@ -176,7 +176,7 @@ impl FrameFile {
         let mut keep = last_commit + 1;
         for (info, _, _) in &frames[start..=last_commit] {
             if self.checked(*info).is_err() {
-                tracing::warn!(path = %self.path.display(), at = info.at, "the last append did not reach the disk whole; cut off");
+                tracing::info!(path = %self.path.display(), at = info.at, "the last append did not reach the disk whole; cut off");
                 keep = start;
                 break;
             }
@@ -192,7 +192,7 @@ impl FrameFile {
     /// Cuts the file back to `good` bytes when it is longer.
     fn cut(&mut self, good: u64, file_len: u64) -> Result<(), FrameError> {
         if file_len > good {
-            tracing::warn!(path = %self.path.display(), from = file_len, to = good, "cutting off an unacknowledged tail");
+            tracing::info!(path = %self.path.display(), from = file_len, to = good, "cutting off an unacknowledged tail");
             self.file.set_len(good).map_err(|e| self.io(e))?;
             self.file.sync_data().map_err(|e| self.io(e))?;
         }

@@ -13,7 +13,7 @@ use std::io::BufRead;
 
 use clearing_core::events::RecordRejected;
 use clearing_core::ingest::{decide_prepared, prepare, Outcome, Reason, Rejection};
-use clearing_core::mask::{mask_raw_line, mask_raw_with};
+use clearing_core::mask::mask_unparsed;
 use clearing_core::registry::{plan_registry_load, RegistryChange, VersionedFees};
 use clearing_core::{Event, Timestamp};
 use clearing_log::{EventLog, LogError};
@@ -214,7 +214,7 @@ pub fn reject_undecodable(
             Event::foreign_rejected(
                 topic,
                 u.position,
-                mask_raw_line(&raw),
+                mask_unparsed(&raw),
                 u.reason.clone(),
                 recorded_at,
             )
@@ -386,6 +386,7 @@ fn prepare_line(bytes: &[u8]) -> Prepared {
         field: None,
         detail,
         card: None,
+        mask_all: false,
     };
     match std::str::from_utf8(bytes) {
         Err(_) => Prepared {
@@ -454,10 +455,7 @@ fn rejected(line: &Line<'_>, text: &str, r: Rejection, summary: &mut IngestSumma
             detail: r.detail.clone(),
         });
     }
-    let raw = match &r.card {
-        Some(card) => mask_raw_with(text, card),
-        None => mask_raw_line(text),
-    };
+    let raw = r.masked_raw(text);
     tracing::debug!(
         line = line.line_no,
         reason = r.reason.as_str(),

@@ -208,3 +208,77 @@ fn blank_lines_are_skipped_and_line_numbers_still_count_them() {
     };
     assert_eq!((r.line, r.raw.as_str()), (3, "{broken"));
 }
+
+/// A reconciliation's events, as a run would record them.
+fn run_events(n: u64) -> Vec<Event> {
+    use clearing_core::recon::{
+        zero_counts, Category, Finding, MatchKey, ReconType, ReconciliationBreak, ReconciliationRun,
+    };
+    let date = "2026-11-20".parse().unwrap();
+    let sha = "ab".repeat(32);
+    let mut events: Vec<Event> = (0..n)
+        .map(|index| {
+            Event::reconciliation_break(
+                ReconciliationBreak {
+                    business_date: date,
+                    file_sha256: sha.clone(),
+                    index,
+                    finding: Finding {
+                        category: Category::MissingInLedger,
+                        key: MatchKey {
+                            terminal_id: "T1".into(),
+                            rrn: format!("{index:012}"),
+                            txn_type: ReconType::Sale,
+                        },
+                        merchant_id: None,
+                        txn_id: None,
+                        line: Some(index + 2),
+                        channel_amount: None,
+                        channel_fee: None,
+                        ledger_amount: None,
+                        ledger_fee: None,
+                        ledger_status: None,
+                    },
+                },
+                &clock(),
+            )
+        })
+        .collect();
+    events.push(Event::reconciliation_run(
+        ReconciliationRun {
+            business_date: date,
+            file: "f".into(),
+            file_sha256: sha,
+            layout: "csv".into(),
+            lines: n,
+            bad_lines: 0,
+            counts: zero_counts(),
+            breaks: n,
+            held: Vec::new(),
+        },
+        &clock(),
+    ));
+    events
+}
+
+#[test]
+fn a_multi_event_step_stopped_half_way_and_run_again_records_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = run_events(5);
+    {
+        let (_log, mut w) = open(dir.path());
+        // the first commit of the run made it; the process died before the rest
+        for e in events[..2].iter().cloned() {
+            w.stage(e);
+        }
+        w.commit().unwrap();
+    }
+    let (log, mut w) = open(dir.path());
+    clearing_producer::record_events(&mut w, events.clone()).unwrap();
+    let ids: Vec<String> = all(&log, Topic::Events)
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    let expected: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+    assert_eq!(ids, expected, "every event of the step once, in order");
+}

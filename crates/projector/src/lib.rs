@@ -37,6 +37,7 @@ use clearing_consumer::{
 use clearing_core::chain::Link;
 use clearing_core::settlement::add_delta;
 use clearing_core::Cut;
+use clearing_log::faults::{self, Point};
 use clearing_log::{EventLog, Positions, Topic};
 
 pub use digest::DigestState;
@@ -50,7 +51,14 @@ use keys::{Key, Prefix};
 pub enum ProjectorError {
     #[error("projections at {path}: {source}")]
     Storage { path: String, source: sled::Error },
-    #[error("projections at {path} are corrupt: {detail}")]
+    #[error("projections at {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "projections at {path} are corrupt: {detail} (delete {path} to rebuild them from the log)"
+    )]
     Corrupt { path: String, detail: String },
     #[error("settlement row {key} overflows")]
     Overflow { key: String },
@@ -117,15 +125,39 @@ pub struct Projector {
     pub redelivered: u64,
     /// Undecodable messages met by this process, not yet taken.
     undecodable: Vec<Undecodable>,
+    /// Whether a read or write of the store failed: then it is not
+    /// flushed on drop (see `Drop`).
+    failed: std::sync::atomic::AtomicBool,
+}
+
+/// sled flushes a tree when its last handle is dropped, in a loop until
+/// the flush writes nothing — which, on a full disk, never comes — and
+/// unwraps the final sync. A store that has seen an I/O error is therefore
+/// left unflushed: a handle of it is kept for the rest of the process,
+/// whose exit releases the store's lock. What was committed is durable
+/// already (every batch is atomic); what was not is void.
+impl Drop for Projector {
+    fn drop(&mut self) {
+        if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            std::mem::forget(self.tree.clone());
+            std::mem::forget(self.db.clone());
+        }
+    }
 }
 
 impl Projector {
     /// Opens the projections of a data directory (creating them).
     pub fn open(data_dir: &Path) -> Result<Projector, ProjectorError> {
         let path = data_dir.join("projections");
-        let storage = |source| ProjectorError::Storage {
-            path: path.display().to_string(),
-            source,
+        let storage = |source| match source {
+            sled::Error::Corruption { .. } => ProjectorError::Corrupt {
+                path: path.display().to_string(),
+                detail: "sled read data that fails its checksum".into(),
+            },
+            source => ProjectorError::Storage {
+                path: path.display().to_string(),
+                source,
+            },
         };
         let db = clearing_log::store::open(&path).map_err(storage)?;
         let tree = db.open_tree("state").map_err(storage)?;
@@ -162,6 +194,7 @@ impl Projector {
             dense: false,
             redelivered: 0,
             undecodable: Vec::new(),
+            failed: Default::default(),
         };
         p.tips = p.read_tips()?;
         p.positions = p.tips.iter().map(|(p, t)| (*p, t.next)).collect();
@@ -223,6 +256,10 @@ impl Projector {
     }
 
     pub(crate) fn storage(&self, source: sled::Error) -> ProjectorError {
+        self.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let sled::Error::Corruption { .. } = source {
+            return self.corrupt("sled read data that fails its checksum");
+        }
         ProjectorError::Storage {
             path: self.path.display().to_string(),
             source,
@@ -301,7 +338,16 @@ impl Projector {
 
     /// Makes what sled buffered durable.
     pub fn flush(&self) -> Result<(), ProjectorError> {
+        faults::check(Point::StoreFlush).map_err(|e| self.io(e))?;
         self.tree.flush().map(|_| ()).map_err(|e| self.storage(e))
+    }
+
+    /// An error before sled was asked to write (sled's own state is whole).
+    fn io(&self, source: std::io::Error) -> ProjectorError {
+        ProjectorError::Io {
+            path: self.path.display().to_string(),
+            source,
+        }
     }
 
     /// The undecodable messages this process met since the last call, for
@@ -345,6 +391,7 @@ impl Projector {
             link: changes.last_link,
         };
         batch.insert(Key::Position(changes.partition).bytes(), encode_tip(&tip));
+        faults::check(Point::StoreBatch).map_err(|e| self.io(e))?;
         self.tree.apply_batch(batch).map_err(|e| self.storage(e))?;
         self.positions.set(changes.partition, changes.next_offset);
         self.tips.insert(changes.partition, tip);

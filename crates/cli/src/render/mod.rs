@@ -114,6 +114,42 @@ pub fn digest(d: &DigestView, format: Format, out: &mut dyn Write) -> Result<()>
     }
 }
 
+pub fn verify(r: &clearing_app::VerifyReport, format: Format, out: &mut dyn Write) -> Result<()> {
+    if format == Format::Json {
+        return json(r, out);
+    }
+    for c in &r.chains {
+        match &c.broken {
+            None => writeln!(
+                out,
+                "partition {}: {} records, chain holds (head {})",
+                c.partition, c.records, c.head
+            )?,
+            Some(b) => writeln!(
+                out,
+                "partition {}: chain BREAKS at {} after {} records: {}",
+                c.partition, b.position, c.records, b.reason
+            )?,
+        }
+    }
+    let d = &r.digest;
+    if let Some(e) = &d.error {
+        writeln!(out, "projections: {e}")?;
+        writeln!(out, "NOT verified")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "projections at {}: digest {} {} the digest rebuilt from the log ({})",
+        d.log_position,
+        d.live,
+        if d.equal { "equals" } else { "DIFFERS FROM" },
+        d.rebuilt
+    )?;
+    writeln!(out, "{}", if r.ok { "verified" } else { "NOT verified" })?;
+    Ok(())
+}
+
 pub fn fees_loaded(loaded: &FeesLoaded, out: &mut dyn Write) -> Result<()> {
     if loaded.changed {
         writeln!(out, "fee schedule recorded as version {}", loaded.version)?;

@@ -367,6 +367,23 @@ fn unknown_commands_options_and_bad_dates_are_one_line_errors() {
 }
 
 #[test]
+fn a_missing_required_option_is_named_on_the_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, missing) in [
+        (&["report", "settlement"][..], "--date"),
+        (&["recon", "--date", "2026-11-20"][..], "--file"),
+        (&["recon"][..], "--file"),
+        (&["replay", "--until", "end"][..], "--into"),
+        (&["merchant", "statement", "822584053110001"][..], "--date"),
+    ] {
+        let out = clearing(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let e = fails(out);
+        assert!(e.contains(missing), "{args:?}: {e}");
+    }
+}
+
+#[test]
 fn a_fee_file_with_a_bad_rate_names_the_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("fees.toml");

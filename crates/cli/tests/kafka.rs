@@ -674,3 +674,34 @@ fn a_replay_from_kafka_has_the_live_digest_and_its_dir_shows_stories_read_from_t
         expected("expected_settlement_2026-11-20.json")
     );
 }
+
+#[test]
+fn verify_on_kafka_holds_and_finds_an_event_forged_by_an_outside_client() {
+    let p = prefix("verify");
+    let l = Ledger::kafka(&p);
+    l.load_day();
+    let v = l.json(&["verify", "--format", "json"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["chains"].as_array().unwrap().len(), 4);
+    let python = std::env::var("CLEARING_TEST_PYTHON").expect(
+        "CLEARING_TEST_PYTHON is not set: run ./deploy/test.sh, which installs the outside client",
+    );
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/outside_client/forge_event.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args([&broker(), &format!("{p}.events"), "822584053110001"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let at: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = l.run(&["verify"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    let position = format!("{}:{}", at["partition"], at["offset"]);
+    assert!(
+        stderr.contains(&format!("breaks at {position}")),
+        "{stderr} (forged at {position})"
+    );
+}

@@ -20,6 +20,8 @@ pub struct ConfigInput {
     pub topic_prefix: String,
     pub partitions: u32,
     pub kafka_timeout_secs: u64,
+    /// One Kafka transaction per append to the events topic.
+    pub kafka_transactions: bool,
 }
 
 /// Validated configuration.
@@ -81,6 +83,7 @@ impl Config {
                 let mut k = KafkaSettings::new(brokers, topics.clone(), input.partitions)
                     .map_err(AppError::input)?;
                 k.message_timeout_ms = input.kafka_timeout_secs.saturating_mul(1000);
+                k.transactions = input.kafka_transactions;
                 Some(k)
             }
             None => None,

@@ -161,6 +161,7 @@ fn follow_kafka(
             poll.max(Duration::from_millis(100)),
         )?;
         if records.is_empty() {
+            follower.idle()?;
             continue;
         }
         let mut p = open_projector(&cfg.data_dir)?;

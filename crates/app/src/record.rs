@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use clearing_core::calendar::Calendar;
 use clearing_log::EventLog;
-use clearing_producer::{FeesLoaded, IngestSummary, RegistryLoaded, Writer};
+use clearing_producer::{FeesLoaded, IngestSummary, Input, RegistryLoaded, Writer};
 use clearing_recon::Layout;
 
 use crate::config::{open_log, open_projector, open_writer, Config};
@@ -100,6 +100,26 @@ impl Recorder {
         &mut self,
         source: &str,
         input: impl BufRead,
+        progress: impl FnMut(&IngestSummary),
+    ) -> Result<IngestSummary, AppError> {
+        self.ingest_from(source, Input::File(input), progress)
+    }
+
+    /// `ingest` of a feed that may pause between lines (stdin): each batch
+    /// is durable before the next is read.
+    pub fn ingest_live(
+        &mut self,
+        source: &str,
+        input: impl BufRead,
+        progress: impl FnMut(&IngestSummary),
+    ) -> Result<IngestSummary, AppError> {
+        self.ingest_from(source, Input::Live(input), progress)
+    }
+
+    fn ingest_from(
+        &mut self,
+        source: &str,
+        input: Input<impl BufRead>,
         progress: impl FnMut(&IngestSummary),
     ) -> Result<IngestSummary, AppError> {
         let summary = clearing_producer::ingest(

@@ -233,10 +233,11 @@ fn check_names_every_partition(cut: &Positions, partitions: u32) -> Result<(), A
     Ok(())
 }
 
-/// Projects up to the cut in legs: the log and the projections are closed
-/// and reopened every `leg_events` events, because sled keeps what an
-/// open store wrote in memory, and a replay's memory must not grow with
-/// the log. Returns the events applied and the positions reached.
+/// Projects up to the cut in legs: the projections are closed and
+/// reopened every `leg_events` events, because sled keeps what an open
+/// store wrote in memory, and a replay's memory must not grow with the
+/// log. The log stays open (a Kafka reader keeps its place and what it
+/// has fetched). Returns the events applied and the positions reached.
 pub(crate) fn replay_legs(
     cfg: &Config,
     cut: &Cut,
@@ -248,8 +249,8 @@ pub(crate) fn replay_legs(
     let batch_max = REPLAY_BATCH_MAX.min(usize::try_from(leg_events).unwrap_or(usize::MAX));
     let mut events = 0u64;
     let mut legs = 0u64;
+    let log = open_log(cfg)?;
     loop {
-        let log = open_log(cfg)?;
         let mut p = open_projector(into).context("opening the replay's projections")?;
         let stats = p
             .catch_up_until(&*log, cut, batch_max, leg_events, |n| progress(events + n))
@@ -260,7 +261,7 @@ pub(crate) fn replay_legs(
         let _ = p.take_undecodable();
         p.flush()?;
         let positions = p.stored_positions().clone();
-        drop((p, log));
+        drop(p);
         legs += 1;
         if stats.complete {
             tracing::info!(events, legs, "replayed");

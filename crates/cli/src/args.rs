@@ -43,8 +43,26 @@ pub struct Cli {
         global = true
     )]
     pub kafka_timeout_secs: u64,
+    /// On Kafka: each append to the events topic is one Kafka transaction,
+    /// so that readers never see half of one (`off` for a broker without
+    /// transactions; exactly-once holds either way).
+    #[arg(
+        long,
+        env = "CLEARING_KAFKA_TRANSACTIONS",
+        value_enum,
+        default_value_t = Switch::On,
+        global = true
+    )]
+    pub kafka_transactions: Switch,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// A setting that is on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Subcommand, Debug)]
@@ -282,6 +300,7 @@ impl Cli {
             topic_prefix: self.topic_prefix.clone(),
             partitions: self.partitions,
             kafka_timeout_secs: self.kafka_timeout_secs,
+            kafka_transactions: self.kafka_transactions == Switch::On,
         }
     }
 }

@@ -135,7 +135,7 @@ fn ingest(cfg: &Config, file: &str, format: Format, out: &mut dyn Write) -> Resu
     let live = cfg.live()?;
     let summary = if file == "-" {
         let stdin = std::io::stdin();
-        Recorder::open(live)?.ingest("-", stdin.lock(), |_| {})?
+        Recorder::open(live)?.ingest_live("-", stdin.lock(), |_| {})?
     } else {
         let f = fs::File::open(file).with_context(|| format!("opening {file}"))?;
         let input = BufReader::with_capacity(1 << 20, f);

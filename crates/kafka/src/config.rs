@@ -13,6 +13,10 @@ pub struct KafkaSettings {
     pub partitions: u32,
     /// How long librdkafka keeps retrying one message before giving up.
     pub message_timeout_ms: u64,
+    /// Each append to the events topic is one Kafka transaction (readers
+    /// read committed records only). Exactly-once does not rest on it: it
+    /// keeps half an append from ever being visible.
+    pub transactions: bool,
 }
 
 impl KafkaSettings {
@@ -40,7 +44,21 @@ impl KafkaSettings {
             topics,
             partitions,
             message_timeout_ms: 30_000,
+            transactions: true,
         })
+    }
+
+    /// The `transactional.id` of the ledger's writer: one per events topic,
+    /// so that the broker fences a second writer and aborts what a killed
+    /// one left open.
+    pub fn transactional_id(&self) -> String {
+        format!("{}.writer", self.topics.name(clearing_log::Topic::Events))
+    }
+
+    /// How long to wait for the broker to acknowledge what was sent.
+    pub(crate) fn wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.message_timeout_ms)
+            + std::time::Duration::from_secs(5)
     }
 }
 
@@ -61,6 +79,18 @@ pub(crate) fn assigned_consumer_config(brokers: &str, group: &str) -> ClientConf
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "100");
+        // Records of an aborted or open transaction are never read.
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "100")
+        // When the local queue is full (the reader is applying a batch),
+        // fetch again soon after it drains, not librdkafka's default 1 s
+        // later: that pause once cost half of a Kafka replay's time.
+        .set("fetch.queue.backoff.ms", "10")
+        // What is fetched ahead and waits in memory: bounded, so that a
+        // replay's memory does not grow with the partitions it reads
+        // (librdkafka's defaults held ~1 GiB for a 1M-event replay; these
+        // read as fast).
+        .set("queued.max.messages.kbytes", "16384")
+        .set("queued.min.messages", "2000");
     c
 }

@@ -78,6 +78,8 @@ impl ConsumerContext for SeekToStored {
 pub struct GroupFollower {
     consumer: BaseConsumer<SeekToStored>,
     stored: StoredPositions,
+    /// The offsets last committed to the group.
+    committed: Positions,
     topic: String,
     settings: crate::KafkaSettings,
 }
@@ -107,6 +109,7 @@ impl KafkaLog {
         Ok(GroupFollower {
             consumer,
             stored,
+            committed: Positions::default(),
             topic: name,
             settings: self.settings.clone(),
         })
@@ -129,6 +132,12 @@ impl GroupFollower {
             match self.consumer.poll(timeout) {
                 None => break,
                 Some(Err(KafkaError::PartitionEOF(_))) => {}
+                // A broker of the cluster down: the client reconnects and
+                // the group rebalances by itself.
+                Some(Err(e)) if crate::read::transient(&e) => {
+                    tracing::warn!(%e, "following {}: the client retries", self.topic);
+                    break;
+                }
                 Some(Err(e)) => return Err(self.err(&format!("following {}", self.topic), e)),
                 Some(Ok(m)) => {
                     let d = delivered(&m);
@@ -147,57 +156,68 @@ impl GroupFollower {
         Ok(out)
     }
 
-    /// The commit that reports `positions` for every assigned partition (a
-    /// partition with nothing projected stands at 0).
-    fn progress(&self, positions: &Positions) -> Result<TopicPartitionList, LogError> {
-        let assigned = self
+    /// The commit that reports progress for every assigned partition: the
+    /// projection's stored position, or the consumer's when it is further
+    /// (it moves past the markers that end Kafka transactions, which carry
+    /// no event; everything this member was handed before it is applied
+    /// when this is called). A partition with nothing projected stands at 0.
+    fn progress(&self) -> Result<Positions, LogError> {
+        let stored = self.stored.lock().expect("stored positions mutex").clone();
+        let position = self
             .consumer
-            .assignment()
-            .map_err(|e| self.err("reading the assignment", e))?;
-        let mut tpl = TopicPartitionList::new();
-        for e in assigned.elements() {
-            let next = positions.next(e.partition() as u32);
-            tpl.add_partition_offset(&self.topic, e.partition(), Offset::Offset(next as i64))
-                .map_err(|e| self.err("committing progress", e))?;
+            .position()
+            .map_err(|e| self.err("reading the consumer's position", e))?;
+        let mut out = Positions::default();
+        for e in position.elements() {
+            let p = e.partition() as u32;
+            let at = match e.offset() {
+                Offset::Offset(o) if o >= 0 => (o as u64).max(stored.next(p)),
+                _ => stored.next(p),
+            };
+            out.set(p, at);
         }
         // A list from the consumer must be dropped before the consumer is
-        // (KAFKA.md): `assigned` goes here.
-        drop(assigned);
-        Ok(tpl)
+        // (KAFKA.md): `position` goes here.
+        drop(position);
+        Ok(out)
     }
 
-    /// Records positions the projection has stored (they decide the next
-    /// assignment's starting offsets) and commits them to the group,
-    /// asynchronously: the commit is progress tracking, not correctness.
-    pub fn stored(&mut self, positions: &Positions) -> Result<(), LogError> {
-        let changed = {
-            let mut stored = self.stored.lock().expect("stored positions mutex");
-            let changed = *stored != *positions;
-            *stored = positions.clone();
-            changed
-        };
-        if !changed {
+    fn commit(&mut self, mode: CommitMode) -> Result<(), LogError> {
+        let progress = self.progress()?;
+        if progress == self.committed || progress.is_empty() {
             return Ok(());
         }
-        let tpl = self.progress(positions)?;
-        if tpl.count() > 0 {
-            self.consumer
-                .commit(&tpl, CommitMode::Async)
+        let mut tpl = TopicPartitionList::new();
+        for (p, next) in progress.iter() {
+            tpl.add_partition_offset(&self.topic, p as i32, Offset::Offset(next as i64))
                 .map_err(|e| self.err("committing progress", e))?;
         }
+        self.consumer
+            .commit(&tpl, mode)
+            .map_err(|e| self.err("committing progress", e))?;
+        self.committed = progress;
         Ok(())
     }
 
+    /// Records positions the projection has stored (they decide the next
+    /// assignment's starting offsets) and commits the progress to the
+    /// group, asynchronously: the commit is progress tracking, not
+    /// correctness.
+    pub fn stored(&mut self, positions: &Positions) -> Result<(), LogError> {
+        *self.stored.lock().expect("stored positions mutex") = positions.clone();
+        self.commit(CommitMode::Async)
+    }
+
+    /// After a poll that brought nothing: commits progress the consumer
+    /// made past transaction markers, so that lag tooling shows 0.
+    pub fn idle(&mut self) -> Result<(), LogError> {
+        self.commit(CommitMode::Async)
+    }
+
     /// Leaves the group, committing the final progress synchronously.
-    pub fn close(self) {
-        let positions = self.stored.lock().expect("stored positions mutex").clone();
-        let Ok(tpl) = self.progress(&positions) else {
-            return self.consumer.unsubscribe();
-        };
-        if tpl.count() > 0 {
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
-                tracing::warn!(%e, "final progress commit failed (progress only)");
-            }
+    pub fn close(mut self) {
+        if let Err(e) = self.commit(CommitMode::Sync) {
+            tracing::warn!(%e, "final progress commit failed (progress only)");
         }
         self.consumer.unsubscribe();
     }

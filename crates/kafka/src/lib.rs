@@ -32,8 +32,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use clearing_log::{Delivered, EventLog, LogError, Position, Positions, Record, Topic};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use clearing_log::{Delivered, EventLog, LogError, Position, Positions, Record, Started, Topic};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{Producer, ThreadedProducer};
@@ -46,12 +46,24 @@ pub use rdkafka;
 use produce::Deliveries;
 use read::{Cursor, Scope};
 
+/// The configuration of the topics the ledger creates.
+const TOPIC_CONFIG: [(&str, &str); 3] = [
+    ("cleanup.policy", "delete"),
+    ("retention.ms", "-1"),
+    ("retention.bytes", "-1"),
+];
+
 /// How long to wait for the broker's metadata (topics, partitions).
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct KafkaLog {
     settings: KafkaSettings,
     producer: ThreadedProducer<Deliveries>,
+    /// The events topic's transactional producer, made on the first append
+    /// (read commands never make one, so they never fence the writer).
+    transactional: Mutex<Option<ThreadedProducer<Deliveries>>>,
+    /// Appends started and not yet waited for, per topic.
+    in_flight: Mutex<HashMap<Topic, produce::InFlight>>,
     next_id: AtomicU64,
     cursors: Mutex<HashMap<(Topic, Scope), Cursor>>,
 }
@@ -72,6 +84,8 @@ impl KafkaLog {
         let log = KafkaLog {
             settings,
             producer,
+            transactional: Mutex::new(None),
+            in_flight: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             cursors: Mutex::new(HashMap::new()),
         };
@@ -85,9 +99,17 @@ impl KafkaLog {
             .create()
             .map_err(|e| broker_err(s, "creating the admin client", e))?;
         let names = [s.topics.name(Topic::Events), s.topics.name(Topic::Rejected)];
+        // The replication factor and min.insync.replicas are the broker's
+        // defaults (what its operator set for the cluster); every record is
+        // kept for ever: the events topic is the ledger's history.
         let new: Vec<NewTopic<'_>> = names
             .iter()
-            .map(|n| NewTopic::new(n, s.partitions as i32, TopicReplication::Fixed(1)))
+            .map(|n| {
+                TOPIC_CONFIG.iter().fold(
+                    NewTopic::new(n, s.partitions as i32, TopicReplication::Fixed(-1)),
+                    |t, (k, v)| t.set(k, v),
+                )
+            })
             .collect();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -118,6 +140,55 @@ impl KafkaLog {
                         s.partitions
                     ),
                 ));
+            }
+        }
+        self.check_retention(&admin, &runtime, names[0])?;
+        Ok(())
+    }
+
+    /// Refuses an events topic that would lose records: compacted, or with
+    /// a finite retention. Replays, disputes and `verify` read it from its
+    /// first record.
+    fn check_retention(
+        &self,
+        admin: &AdminClient<DefaultClientContext>,
+        runtime: &tokio::runtime::Runtime,
+        topic: &str,
+    ) -> Result<(), LogError> {
+        let s = &self.settings;
+        let opts = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
+        let described = runtime
+            .block_on(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &opts))
+            .map_err(|e| broker_err(s, &format!("describing topic {topic}"), e))?;
+        for resource in described {
+            let resource =
+                resource.map_err(|e| broker_err(s, &format!("describing topic {topic}"), e))?;
+            let entries = resource.entry_map();
+            let value = |k: &str| {
+                entries
+                    .get(k)
+                    .and_then(|e| e.value.clone())
+                    .unwrap_or_default()
+            };
+            let policy = value("cleanup.policy");
+            if policy.contains("compact") {
+                return Err(broker_err(
+                    s,
+                    &format!("topic {topic}"),
+                    format!("has cleanup.policy={policy}: the ledger's events must all be kept (set cleanup.policy=delete and retention.ms=-1)"),
+                ));
+            }
+            for key in ["retention.ms", "retention.bytes"] {
+                let v = value(key);
+                if v != "-1" {
+                    return Err(broker_err(
+                        s,
+                        &format!("topic {topic}"),
+                        format!(
+                            "has {key}={v}: the ledger's events must all be kept (set {key}=-1)"
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -174,6 +245,16 @@ impl EventLog for KafkaLog {
     #[tracing::instrument(level = "debug", skip(self, records), fields(records = records.len()))]
     fn append(&self, topic: Topic, records: &[Record]) -> Result<Vec<Position>, LogError> {
         produce::append(self, topic, records)
+    }
+
+    /// The records are handed to librdkafka (and, with transactions, a
+    /// transaction begun); `finish_append` waits for the broker.
+    fn start_append(&self, topic: Topic, records: &[Record]) -> Result<Started, LogError> {
+        produce::start(self, topic, records).map(|()| Started::InFlight)
+    }
+
+    fn finish_append(&self, topic: Topic) -> Result<Vec<Position>, LogError> {
+        produce::finish(self, topic)
     }
 
     fn partitions(&self, topic: Topic) -> Result<u32, LogError> {

@@ -19,6 +19,29 @@ pub(crate) const READ_STALL_MAX: Duration = Duration::from_secs(30);
 /// How long one poll waits for a message.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 
+/// Whether a consumer's error is one the client recovers from by itself (a
+/// broker of the cluster down or moving leadership): reading goes on, and
+/// only a stall of `READ_STALL_MAX` ends it.
+pub(crate) fn transient(e: &KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::BrokerTransportFailure
+                | C::AllBrokersDown
+                | C::Resolve
+                | C::OperationTimedOut
+                | C::RequestTimedOut
+                | C::NetworkException
+                | C::NotLeaderForPartition
+                | C::LeaderNotAvailable
+                | C::NotCoordinator
+                | C::CoordinatorNotAvailable
+                | C::CoordinatorLoadInProgress
+        )
+    )
+}
+
 /// What a cursor reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Scope {
@@ -62,6 +85,9 @@ impl Cursor {
         let consumer =
             assigned_consumer_config(&settings.brokers, &format!("clearing-reader-{name}"))
                 .set("enable.partition.eof", "true")
+                // A reader stops at the end: the broker need not hold an
+                // empty fetch long before saying so.
+                .set("fetch.wait.max.ms", "10")
                 .create()
                 .map_err(|e| {
                     let what = match scope {
@@ -102,6 +128,12 @@ impl Cursor {
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     self.at_end.insert(p as u32);
+                }
+                Some(Err(e)) if transient(&e) => {
+                    tracing::warn!(%e, "reading {}: the client retries", self.topic);
+                    if idle_since.get_or_insert_with(Instant::now).elapsed() > READ_STALL_MAX {
+                        return Err(self.failed(settings, e));
+                    }
                 }
                 Some(Err(e)) => return Err(self.failed(settings, e)),
                 Some(Ok(m)) => {

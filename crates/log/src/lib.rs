@@ -98,11 +98,37 @@ impl LogError {
     }
 }
 
+/// What `start_append` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Started {
+    /// Durable already: the positions.
+    Done(Vec<Position>),
+    /// Handed over: `finish_append` waits for it.
+    InFlight,
+}
+
 /// The event-log port.
 pub trait EventLog: Send + Sync {
     /// Appends records and returns once they are durable (acknowledged):
     /// their positions, in input order.
     fn append(&self, topic: Topic, records: &[Record]) -> Result<Vec<Position>, LogError>;
+
+    /// Hands records to the log and returns before they are acknowledged
+    /// when the log can work meanwhile (a broker's round trip): then
+    /// `finish_append` on the same topic waits for them. One append per
+    /// topic is in flight at a time. A log that cannot appends at once.
+    fn start_append(&self, topic: Topic, records: &[Record]) -> Result<Started, LogError> {
+        self.append(topic, records).map(Started::Done)
+    }
+
+    /// Waits for the append `start_append` left in flight on `topic`: the
+    /// positions of its records, in input order, once they are durable.
+    fn finish_append(&self, topic: Topic) -> Result<Vec<Position>, LogError> {
+        Err(LogError::Broker(format!(
+            "no append in flight on {topic:?} ({})",
+            self.describe()
+        )))
+    }
 
     /// Number of partitions of a topic.
     fn partitions(&self, topic: Topic) -> Result<u32, LogError>;
@@ -167,6 +193,14 @@ pub trait EventLog: Send + Sync {
 impl<L: EventLog + ?Sized> EventLog for Box<L> {
     fn append(&self, topic: Topic, records: &[Record]) -> Result<Vec<Position>, LogError> {
         (**self).append(topic, records)
+    }
+
+    fn start_append(&self, topic: Topic, records: &[Record]) -> Result<Started, LogError> {
+        (**self).start_append(topic, records)
+    }
+
+    fn finish_append(&self, topic: Topic) -> Result<Vec<Position>, LogError> {
+        (**self).finish_append(topic)
     }
 
     fn partitions(&self, topic: Topic) -> Result<u32, LogError> {

@@ -260,13 +260,23 @@ fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<boo
 ///
 /// `clock` gives the recording time for each batch. After an error the
 /// writer refuses more work: reopen it (its pending state is void).
+///
+/// A file (`Input::File`) is read and parsed a batch ahead: while the log
+/// acknowledges one batch, the next is read and parsed. A live feed
+/// (`Input::Live`, e.g. stdin) may pause between lines, so each batch is
+/// acknowledged before the next is read: what came in is durable while
+/// the feed is quiet.
 pub fn ingest(
     writer: &mut Writer,
     source_name: &str,
-    mut input: impl BufRead,
+    input: Input<impl BufRead>,
     clock: &dyn Fn() -> Timestamp,
     mut progress: impl FnMut(&IngestSummary),
 ) -> Result<IngestSummary, ProducerError> {
+    let (mut input, live) = match input {
+        Input::File(r) => (r, false),
+        Input::Live(r) => (r, true),
+    };
     writer.catch_up()?;
     let fees = writer
         .reference()
@@ -279,35 +289,72 @@ pub fn ingest(
         source_name,
         line_no: 0,
     };
+    // Lines up to here are durable; `in_flight` is the last line of the
+    // batch the log is acknowledging while the next one is parsed.
     let mut committed_line: u64 = 0;
+    let mut in_flight: Option<u64> = None;
     let log = writer.log().describe();
     let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(INGEST_BATCH_LINES_MAX);
     loop {
         let recorded_at = clock();
         let more = reader.batch(&mut lines)?;
-        let dead = decide_batch(
-            &fees,
-            writer,
-            source_name,
-            &lines,
-            &recorded_at,
-            &mut summary,
-        );
-        let publish_err = |error| ProducerError::Publish {
+        let prepared = prepare_batch(&lines);
+        let publish_err = |committed_line, error| ProducerError::Publish {
             log: log.clone(),
             error: Box::new(error),
             source_name: source_name.to_string(),
             committed_line,
         };
-        writer.commit().map_err(publish_err)?;
-        writer.dead_letter(&dead).map_err(publish_err)?;
-        committed_line = reader.line_no;
-        progress(&summary);
+        writer
+            .settle()
+            .map_err(|e| publish_err(committed_line, e))?;
+        if let Some(line) = in_flight.take() {
+            committed_line = line;
+            progress(&summary);
+        }
+        let dead = decide_batch(
+            &fees,
+            writer,
+            source_name,
+            prepared,
+            &recorded_at,
+            &mut summary,
+        );
+        writer
+            .start_commit()
+            .map_err(|e| publish_err(committed_line, e))?;
+        in_flight = Some(reader.line_no);
+        if live {
+            writer
+                .settle()
+                .map_err(|e| publish_err(committed_line, e))?;
+            committed_line = reader.line_no;
+            in_flight = None;
+            progress(&summary);
+        }
+        writer
+            .dead_letter(&dead)
+            .map_err(|e| publish_err(committed_line, e))?;
         if !more {
             break;
         }
     }
+    writer.settle().map_err(|error| ProducerError::Publish {
+        log: log.clone(),
+        error: Box::new(error),
+        source_name: source_name.to_string(),
+        committed_line,
+    })?;
+    progress(&summary);
     Ok(summary)
+}
+
+/// What `ingest` reads.
+pub enum Input<R> {
+    /// A file, or anything else that never waits long for its next line.
+    File(R),
+    /// A feed that may pause between lines (stdin).
+    Live(R),
 }
 
 /// The input, read a batch of numbered non-blank lines at a time.
@@ -344,22 +391,27 @@ impl<R: BufRead> Lines<'_, R> {
 /// Decides a batch of lines: the stateless checks (JSON, masking, digest,
 /// field types) in parallel, then the decisions that read the ledger in
 /// input order, staging accepted events. Returns the batch's dead letters.
+/// The stateless half of deciding a batch, on every core: each line
+/// parsed and checked on its own.
+fn prepare_batch(lines: &[(u64, Vec<u8>)]) -> Vec<(u64, Prepared)> {
+    use rayon::prelude::*;
+    lines
+        .par_iter()
+        .with_min_len(64)
+        .map(|(n, bytes)| (*n, prepare_line(bytes)))
+        .collect()
+}
+
+/// The stateful half: each prepared line decided against the write model
+/// in file order, its events staged. Returns the dead letters.
 fn decide_batch(
     fees: &VersionedFees,
     writer: &mut Writer,
     source_name: &str,
-    lines: &[(u64, Vec<u8>)],
+    prepared: Vec<(u64, Prepared)>,
     recorded_at: &Timestamp,
     summary: &mut IngestSummary,
 ) -> Vec<Event> {
-    let prepared: Vec<(u64, Prepared)> = {
-        use rayon::prelude::*;
-        lines
-            .par_iter()
-            .with_min_len(64)
-            .map(|(n, bytes)| (*n, prepare_line(bytes)))
-            .collect()
-    };
     let mut dead = Vec::new();
     for (n, p) in prepared {
         let line = Line {

@@ -27,7 +27,7 @@ use clearing_core::chain::{self, Link};
 use clearing_core::ingest::TxnLookup;
 use clearing_core::registry::Reference;
 use clearing_core::Event;
-use clearing_log::{EventLog, LogError, Record, Topic};
+use clearing_log::{EventLog, LogError, Position, Record, Started, Topic};
 
 use crate::writemodel::{WriteModel, WriteModelError};
 
@@ -64,6 +64,9 @@ pub struct Writer {
     log: Arc<dyn EventLog>,
     wm: WriteModel,
     staged: Vec<Event>,
+    /// The chain hashes of an append started by `start_commit` and not yet
+    /// settled.
+    in_flight: Option<Vec<[u8; 32]>>,
     poisoned: bool,
 }
 
@@ -71,9 +74,14 @@ pub struct Writer {
 /// schema version and id also as headers, so that consumers can route or
 /// skip messages without decoding them.
 pub fn to_record(e: &Event) -> Record {
+    record_with(e, e.encode())
+}
+
+/// The record of `e` with `payload` as its bytes.
+fn record_with(e: &Event, payload: Vec<u8>) -> Record {
     Record {
         key: e.key().to_string(),
-        payload: e.encode(),
+        payload,
         headers: vec![
             ("type", e.type_name().to_string()),
             ("schema_version", e.schema_version().to_string()),
@@ -101,6 +109,7 @@ impl Writer {
             log,
             wm,
             staged: Vec::new(),
+            in_flight: None,
             poisoned: false,
         };
         w.catch_up()?;
@@ -136,6 +145,10 @@ impl Writer {
     /// that was stopped half-way — is not staged again: such steps are
     /// recorded exactly once under kills.
     pub fn stage(&mut self, mut event: Event) {
+        assert!(
+            self.in_flight.is_none(),
+            "events are staged only after the append in flight is settled"
+        );
         if self.wm.recorded_step(&event.event_id) {
             return;
         }
@@ -153,25 +166,71 @@ impl Writer {
     /// stores the write model at the new log end. Nothing staged: nothing
     /// happens.
     pub fn commit(&mut self) -> Result<(), WriteError> {
+        self.settle()?;
+        self.start_commit()?;
+        self.settle()
+    }
+
+    /// Hands the staged events to the log and returns before it has
+    /// acknowledged them when it can work meanwhile (Kafka): `settle`
+    /// waits, then stores the write model. Nothing may be staged in
+    /// between, since the write model stores all it holds: a caller
+    /// prepares the next batch's input meanwhile (ingest parses its next
+    /// lines while the broker acknowledges the last ones).
+    pub fn start_commit(&mut self) -> Result<(), WriteError> {
         self.usable()?;
+        assert!(self.in_flight.is_none(), "one append in flight at a time");
         if self.staged.is_empty() {
             return Ok(());
         }
-        let result = self.append_staged();
+        let result = self.start_staged();
         if result.is_err() {
             self.poisoned = true;
         }
         result
     }
 
-    fn append_staged(&mut self) -> Result<(), WriteError> {
-        let records = self.seal_staged()?;
-        let positions = self.log.append(Topic::Events, &records)?;
+    /// Waits for the append `start_commit` left in flight and stores the
+    /// write model at the new log end. Nothing in flight: nothing happens.
+    pub fn settle(&mut self) -> Result<(), WriteError> {
+        self.usable()?;
+        let Some(heads) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let result = self
+            .log
+            .finish_append(Topic::Events)
+            .map_err(WriteError::from)
+            .and_then(|positions| self.store(&positions, heads));
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn start_staged(&mut self) -> Result<(), WriteError> {
+        let (records, heads) = self.seal_staged()?;
+        let started = self.log.start_append(Topic::Events, &records)?;
         self.staged.clear();
-        // Per partition: past its last record, and that record's link.
+        match started {
+            Started::Done(positions) => self.store(&positions, heads),
+            Started::InFlight => {
+                self.in_flight = Some(heads);
+                Ok(())
+            }
+        }
+    }
+
+    /// Stores the write model after an acknowledged append: per partition,
+    /// past its last record, and that record's link (every staged record
+    /// carries its chain hash).
+    fn store(&mut self, positions: &[Position], heads: Vec<[u8; 32]>) -> Result<(), WriteError> {
         let mut tips: BTreeMap<u32, (u64, Link)> = BTreeMap::new();
-        for (p, r) in positions.iter().zip(&records) {
-            let link = Link::of(&r.payload);
+        for (p, hash) in positions.iter().zip(heads) {
+            let link = Link {
+                hash,
+                carried: true,
+            };
             let tip = tips.entry(p.partition).or_insert((0, link));
             if p.offset + 1 >= tip.0 {
                 *tip = (p.offset + 1, link);
@@ -183,8 +242,9 @@ impl Writer {
 
     /// The staged events as records, each chained after its partition's
     /// last record (SPEC §15): encoded and digested in parallel, then the
-    /// chain threaded through them in order.
-    fn seal_staged(&mut self) -> Result<Vec<Record>, WriteError> {
+    /// chain threaded through them in order. With each record, the chain
+    /// hash it carries.
+    fn seal_staged(&mut self) -> Result<(Vec<Record>, Vec<[u8; 32]>), WriteError> {
         use rayon::prelude::*;
         let encoded: Vec<(Vec<u8>, [u8; 32])> = self
             .staged
@@ -197,16 +257,17 @@ impl Writer {
             })
             .collect();
         let mut records = Vec::with_capacity(encoded.len());
+        let mut heads = Vec::with_capacity(encoded.len());
         for (e, (canonical, digest)) in self.staged.iter().zip(encoded) {
             let partition = self.log.partition_for(Topic::Events, e.key())?;
             let (payload, head) = chain::seal(&canonical, &digest, &self.wm.head(partition));
             self.wm.set_pending_head(partition, head);
-            let mut r = to_record(e);
-            r.payload = payload;
+            let mut r = record_with(e, payload);
             r.partition = Some(partition);
             records.push(r);
+            heads.push(head);
         }
-        Ok(records)
+        Ok((records, heads))
     }
 
     /// Appends dead letters to the rejected topic.

@@ -9,7 +9,7 @@ use clearing_core::{Event, EventBody, Timestamp};
 use clearing_log::embedded::EmbeddedLog;
 use clearing_log::{EventLog, Topic, TopicNames};
 use clearing_producer::{
-    fees, ingest, load_fees, load_registry, IngestSummary, ProducerError, Writer,
+    fees, ingest, load_fees, load_registry, IngestSummary, Input, ProducerError, Writer,
 };
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/day1");
@@ -46,7 +46,14 @@ fn setup(dir: &Path) -> (Arc<EmbeddedLog>, Writer) {
 }
 
 fn run(_log: &EmbeddedLog, wm: &mut Writer, text: &str) -> IngestSummary {
-    ingest(wm, "transactions.jsonl", text.as_bytes(), &clock, |_| {}).unwrap()
+    ingest(
+        wm,
+        "transactions.jsonl",
+        Input::File(text.as_bytes()),
+        &clock,
+        |_| {},
+    )
+    .unwrap()
 }
 
 fn all(log: &EmbeddedLog, topic: Topic) -> Vec<Event> {
@@ -187,7 +194,7 @@ fn ingest_refuses_to_start_without_a_fee_schedule_and_publishes_nothing() {
     let err = ingest(
         &mut wm,
         "x",
-        read("transactions.jsonl").as_bytes(),
+        Input::File(read("transactions.jsonl").as_bytes()),
         &clock,
         |_| {},
     )

@@ -13,7 +13,7 @@ use clearing_core::recon::{Category, ReconType};
 use clearing_core::{Fen, Timestamp};
 use clearing_log::embedded::EmbeddedLog;
 use clearing_log::{EventLog, Topic, TopicNames};
-use clearing_producer::{fees, ingest, load_fees, load_registry, record_events, Writer};
+use clearing_producer::{fees, ingest, load_fees, load_registry, record_events, Input, Writer};
 use clearing_projector::Projector;
 use clearing_recon::{reconcile, Layout, ReconError, Report};
 
@@ -77,7 +77,14 @@ impl Ledger {
 
     fn ingest(&mut self, lines: &[String]) {
         let text = lines.join("\n");
-        let s = ingest(&mut self.wm, "t", text.as_bytes(), &clock, |_| {}).unwrap();
+        let s = ingest(
+            &mut self.wm,
+            "t",
+            Input::File(text.as_bytes()),
+            &clock,
+            |_| {},
+        )
+        .unwrap();
         assert!(s.rejected.is_empty(), "{s:?}");
     }
 

@@ -23,6 +23,7 @@ pub fn config(dir: &Path) -> Config {
         topic_prefix: "clearing".into(),
         partitions: 8,
         kafka_timeout_secs: 120,
+        kafka_transactions: true,
     })
     .unwrap()
 }

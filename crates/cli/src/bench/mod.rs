@@ -7,8 +7,10 @@
 //! decode every event, apply nothing: the floor any projector pays). Then
 //! the pipelined run in a second fresh dir: ingest on one thread while the
 //! projector follows on another, as `ingest` with `project --follow` runs.
-//! On Kafka each stage uses fresh topics, and `raw` is the bare-consumer
-//! baseline the projection is compared with.
+//! On Kafka each stage uses fresh topics, `raw` is the bare-consumer
+//! baseline the projection is compared with, and ingest runs twice more:
+//! without Kafka transactions and on the embedded log, for the cost of
+//! each.
 
 mod raw;
 
@@ -90,6 +92,50 @@ struct Figures {
     /// Kafka only: projection rate ÷ raw consume rate.
     #[serde(skip_serializing_if = "Option::is_none")]
     kafka_ratio_to_raw_consume: Option<f64>,
+    /// Kafka only: ingest with `--kafka-transactions off`, same run (the
+    /// figures above are with transactions, the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ingest_without_transactions_txn_per_s: Option<f64>,
+    /// Kafka only: ingest with transactions ÷ without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transactions_ratio: Option<f64>,
+    /// Kafka only: the same ingest on the embedded log, same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embedded_ingest_txn_per_s: Option<f64>,
+    /// Kafka only: ingest on Kafka ÷ ingest on the embedded log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kafka_ingest_ratio_to_embedded: Option<f64>,
+}
+
+/// On Kafka, the ingest stage again without transactions and on the
+/// embedded log: (seconds without transactions, seconds embedded).
+fn ingest_baselines(cfg: &Config, input: &Input) -> Result<Option<(f64, f64)>> {
+    let Some(k) = &cfg.kafka else {
+        return Ok(None);
+    };
+    let mut plain = stage_config(cfg, &input.root.join("c"), "c")?;
+    if let Some(k) = &mut plain.kafka {
+        k.transactions = false;
+    }
+    eprintln!("bench: ingest on {} without transactions", k.brokers);
+    let without = timed_ingest(&plain, input)?;
+    let embedded = Config {
+        kafka: None,
+        ..cfg.with_data_dir(&input.root.join("e"))
+    };
+    std::fs::create_dir_all(&embedded.data_dir)?;
+    eprintln!("bench: ingest on the embedded log");
+    let on_embedded = timed_ingest(&embedded, input)?;
+    Ok(Some((without, on_embedded)))
+}
+
+/// Seconds to ingest the day's file into a fresh ledger with its
+/// reference data.
+fn timed_ingest(cfg: &Config, input: &Input) -> Result<f64> {
+    let mut r = prepare(cfg, &input.dir)?;
+    let t = Instant::now();
+    ingest_file(&mut r, &input.txn_file)?;
+    Ok(t.elapsed().as_secs_f64())
 }
 
 fn rate(n: u64, secs: f64) -> f64 {
@@ -215,13 +261,8 @@ pub fn run(cfg: &Config, args: BenchArgs, out: &mut dyn Write) -> Result<()> {
 /// in data dir B.
 fn stages(cfg: &Config, input: &Input) -> Result<Figures> {
     let cfg_a = stage_config(cfg, &input.root.join("a"), "a")?;
-    let ingest_s = {
-        let mut r = prepare(&cfg_a, &input.dir)?;
-        eprintln!("bench: ingest");
-        let t = Instant::now();
-        ingest_file(&mut r, &input.txn_file)?;
-        t.elapsed().as_secs_f64()
-    };
+    eprintln!("bench: ingest");
+    let ingest_s = timed_ingest(&cfg_a, input)?;
     eprintln!("bench: project");
     let t = Instant::now();
     let projected = clearing_app::project(cfg_a.live()?)?;
@@ -245,7 +286,11 @@ fn stages(cfg: &Config, input: &Input) -> Result<Figures> {
         followed >= events,
         "pipelined projector saw {followed} events, expected {events}"
     );
+    let baselines = ingest_baselines(cfg, input)?;
     let lines = input.lines;
+    let ingest_rate = rate(lines, ingest_s);
+    let without = baselines.map(|(w, _)| rate(lines, w));
+    let embedded_ingest = baselines.map(|(_, e)| rate(lines, e));
     let project_rate = rate(events, project_s);
     let decode_rate = rate(decoded, decode_only_s);
     let raw_rate = raw.map(|(messages, secs)| rate(messages, secs));
@@ -262,7 +307,7 @@ fn stages(cfg: &Config, input: &Input) -> Result<Figures> {
         pipelined_s,
         end_to_end_txn_per_s: rate(lines, ingest_s + project_s),
         pipelined_end_to_end_txn_per_s: rate(lines, pipelined_s),
-        ingest_txn_per_s: rate(lines, ingest_s),
+        ingest_txn_per_s: ingest_rate,
         project_txn_per_s: project_rate,
         decode_only_txn_per_s: decode_rate,
         projector_ratio_to_decode: ratio(project_rate, decode_rate),
@@ -281,6 +326,10 @@ fn stages(cfg: &Config, input: &Input) -> Result<Figures> {
         replay_ratio_to_decode: ratio(rate(replay.events, replay.secs), decode_rate),
         raw_consume_msg_per_s: raw_rate,
         kafka_ratio_to_raw_consume: raw_rate.map(|r| ratio(project_rate, r)),
+        ingest_without_transactions_txn_per_s: without,
+        transactions_ratio: without.map(|w| ratio(ingest_rate, w)),
+        embedded_ingest_txn_per_s: embedded_ingest,
+        kafka_ingest_ratio_to_embedded: embedded_ingest.map(|e| ratio(ingest_rate, e)),
     })
 }
 
@@ -401,6 +450,24 @@ fn table(fig: &Figures, out: &mut dyn Write) -> Result<()> {
         )?;
         writeln!(out, "  projector / raw consume = {r:.3}")?;
     }
+    if let (Some(w), Some(t)) = (
+        fig.ingest_without_transactions_txn_per_s,
+        fig.transactions_ratio,
+    ) {
+        writeln!(
+            out,
+            "  ingest w/o transactions {w:>10.0} txn/s (with / without = {t:.3})"
+        )?;
+    }
+    if let (Some(e), Some(r)) = (
+        fig.embedded_ingest_txn_per_s,
+        fig.kafka_ingest_ratio_to_embedded,
+    ) {
+        writeln!(
+            out,
+            "  ingest on the embedded log {e:>10.0} txn/s (Kafka / embedded = {r:.3})"
+        )?;
+    }
     Ok(())
 }
 
@@ -471,13 +538,8 @@ struct ReplayOnlyFigures {
 
 fn replay_only(cfg: &Config, input: &Input, format: Format, out: &mut dyn Write) -> Result<()> {
     let cfg_a = stage_config(cfg, &input.root.join("a"), "a")?;
-    let ingest_s = {
-        let mut r = prepare(&cfg_a, &input.dir)?;
-        eprintln!("bench: ingest");
-        let t = Instant::now();
-        ingest_file(&mut r, &input.txn_file)?;
-        t.elapsed().as_secs_f64()
-    };
+    eprintln!("bench: ingest");
+    let ingest_s = timed_ingest(&cfg_a, input)?;
     let (decoded, decode_only_s) = decode_only(&cfg_a)?;
     let replay = replay_child(global_args(&cfg_a), &input.root.join("replay"))?;
     let decode_rate = rate(decoded, decode_only_s);

@@ -22,6 +22,7 @@ pub fn raw_consume(k: &KafkaSettings, topic: &str, partitions: u32) -> Result<(u
         .set("group.id", format!("clearing-raw-{topic}"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
         .set("fetch.wait.max.ms", "100")
         .create()
         .context("creating the raw consumer")?;

@@ -19,10 +19,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build (release, for the demo run below)"
 cargo build --release --locked --bin clearing
 
-echo "== outside Kafka client (Python confluent-kafka, for interoperability tests)"
-if [ ! -x target/outside-client/bin/python ] || ! target/outside-client/bin/python -c 'import confluent_kafka' 2>/dev/null; then
+echo "== outside clients (Python confluent-kafka for interoperability tests, PyYAML for deploy/compose.yaml)"
+if [ ! -x target/outside-client/bin/python ] || ! target/outside-client/bin/python -c 'import confluent_kafka, yaml' 2>/dev/null; then
     python3 -m venv target/outside-client
-    target/outside-client/bin/pip install --quiet --disable-pip-version-check confluent-kafka==2.16.1
+    target/outside-client/bin/pip install --quiet --disable-pip-version-check confluent-kafka==2.16.1 pyyaml==6.0.3
 fi
 CLEARING_TEST_PYTHON=$PWD/target/outside-client/bin/python
 export CLEARING_TEST_PYTHON
@@ -46,7 +46,9 @@ echo "broker at $CLEARING_TEST_KAFKA"
 echo "== tests"
 
 status=0
-cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+# Release mode: the build above is reused, and the kill and cluster tests
+# push 100,000-line days through the binary.
+cargo test --release --workspace --locked 2>&1 | tee "$log" || status=$?
 
 echo "== fuzzing (cargo fuzz: every parser and decoder of outside input, ${CLEARING_FUZZ_SECS:-20} s each)"
 # cargo fuzz needs rustc's unstable sanitizer flags; RUSTC_BOOTSTRAP lets

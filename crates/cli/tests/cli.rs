@@ -260,16 +260,18 @@ fn the_table_summary_names_every_rejected_line_with_reason_and_field() {
 fn project_follow_applies_new_events_and_stops_cleanly_on_sigterm() {
     use std::io::BufRead;
     let dir = loaded();
-    let mut follower = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["project", "--follow", "--poll-interval-ms", "50"])
-        .env_remove("CLEARING_KAFKA")
-        .env("CLEARING_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut follower = clearing_testkit::Reaped::new(
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["project", "--follow", "--poll-interval-ms", "50"])
+            .env_remove("CLEARING_KAFKA")
+            .env("CLEARING_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // the follower reports each poll that applied events; collect its lines
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let stderr = follower.stderr.take().unwrap();

@@ -245,54 +245,6 @@ fn an_outside_kafka_client_reads_the_ledger_by_standard_conventions() {
 }
 
 #[test]
-fn every_event_delivered_twice_leaves_the_digest_and_the_reports_unchanged() {
-    use clearing_kafka::{KafkaLog, KafkaSettings};
-    use clearing_log::{EventLog, Record, Topic, TopicNames};
-    let p = prefix("twice");
-    let ledger = Ledger::kafka(&p);
-    ledger.load_day();
-    let before = ledger.json(&["digest", "--format", "json"]);
-    let reports = ledger.reports();
-    // publish every event of the topic again, as a producer retrying
-    // after lost acknowledgements would: same keys, same payloads
-    let log =
-        KafkaLog::open(KafkaSettings::new(&broker(), TopicNames::with_prefix(&p), 4).unwrap())
-            .unwrap();
-    let mut copies = 0;
-    for partition in 0..log.partitions(Topic::Events).unwrap() {
-        let records: Vec<Record> = log
-            .read(Topic::Events, partition, 0, usize::MAX)
-            .unwrap()
-            .into_iter()
-            .map(|d| Record {
-                key: d.key,
-                payload: d.payload,
-                headers: Vec::new(),
-                partition: None,
-            })
-            .collect();
-        copies += records.len();
-        log.append(Topic::Events, &records).unwrap();
-    }
-    assert_eq!(copies, 22);
-    let projected = ledger.json(&["project", "--format", "json"]);
-    assert_eq!(projected["events_applied"], 22);
-    assert_eq!(projected["redelivered_skipped"], 22);
-    let after = ledger.json(&["digest", "--format", "json"]);
-    assert_eq!(after["digest"], before["digest"], "every copy was skipped");
-    assert_ne!(
-        after["positions"], before["positions"],
-        "the copies were read"
-    );
-    assert_eq!(ledger.reports(), reports);
-    // a fresh directory reading the doubled topics reaches the same state
-    assert_eq!(
-        Ledger::kafka(&p).json(&["digest", "--format", "json"]),
-        after
-    );
-}
-
-#[test]
 fn a_message_that_is_not_an_event_is_dead_lettered_with_its_position_and_projection_goes_on() {
     use clearing_core::{Event, EventBody};
     use clearing_kafka::{KafkaLog, KafkaSettings};
@@ -347,19 +299,19 @@ fn a_message_that_is_not_an_event_is_dead_lettered_with_its_position_and_project
     );
 }
 
-/// Runs the outside client's group-offsets script.
-fn group_offsets(group: &str, topic: &str, commit: Option<u64>) -> Value {
+/// Runs the outside client's group-offsets script with `extra` arguments.
+fn group_script(group: &str, topic: &str, extra: &[String]) -> Value {
     let python = std::env::var("CLEARING_TEST_PYTHON").expect(
         "CLEARING_TEST_PYTHON is not set: run ./deploy/test.sh, which installs the outside client",
     );
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/outside_client/group_offsets.py");
-    let mut c = Command::new(python);
-    c.arg(script).args([&broker(), group, topic, "4"]);
-    if let Some(o) = commit {
-        c.args(["--commit", &o.to_string()]);
-    }
-    let out = c.output().unwrap();
+    let out = Command::new(python)
+        .arg(script)
+        .args([&broker(), group, topic, "4"])
+        .args(extra)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "group offsets: {}",
@@ -368,34 +320,51 @@ fn group_offsets(group: &str, topic: &str, commit: Option<u64>) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The group's committed offsets, read (or first overwritten with
+/// `commit` on every partition) by the outside client.
+fn group_offsets(group: &str, topic: &str, commit: Option<u64>) -> Value {
+    let extra = match commit {
+        Some(o) => vec!["--commit".to_string(), o.to_string()],
+        None => Vec::new(),
+    };
+    group_script(group, topic, &extra)
+}
+
+/// Each partition's end offset, as the outside client reads it.
+fn log_ends(topic: &str) -> Value {
+    group_script("clearing-test-ends", topic, &["--ends".to_string()])
+}
+
 /// Starts `project --follow` and returns it with the consumer group it
 /// announced on stderr, and the rest of stderr as it comes.
 fn start_follower(
     dir: &Path,
     prefix: &str,
 ) -> (
-    std::process::Child,
+    clearing_testkit::Reaped,
     String,
     std::sync::mpsc::Receiver<String>,
 ) {
     use std::io::BufRead;
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "--kafka",
-            &broker(),
-            "--topic-prefix",
-            prefix,
-            "--partitions",
-            "4",
-            "project",
-            "--follow",
-        ])
-        .env_remove("CLEARING_LOG")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = clearing_testkit::Reaped::new(
+        Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir)
+            .args([
+                "--kafka",
+                &broker(),
+                "--topic-prefix",
+                prefix,
+                "--partitions",
+                "4",
+                "project",
+                "--follow",
+            ])
+            .env_remove("CLEARING_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -416,7 +385,10 @@ fn start_follower(
     (child, group, rx)
 }
 
-fn stop_follower(mut child: std::process::Child, rx: std::sync::mpsc::Receiver<String>) -> u64 {
+fn stop_follower(
+    mut child: clearing_testkit::Reaped,
+    rx: std::sync::mpsc::Receiver<String>,
+) -> u64 {
     let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -431,27 +403,31 @@ fn stop_follower(mut child: std::process::Child, rx: std::sync::mpsc::Receiver<S
         .unwrap()
 }
 
-/// Waits until the group's commits equal the projection's positions
-/// (a partition with nothing projected stands at 0).
+/// Waits until the group's commits stand at the end of every partition
+/// (lag 0: past the last event and the marker of the Kafka transaction
+/// that recorded it), and checks the projection's positions are the last
+/// events'.
 fn wait_for_commits(group: &str, topic: &str, positions: &Value) {
-    let mut want = serde_json::Map::new();
+    let ends = log_ends(topic);
     for p in 0..4 {
+        let end = ends[p.to_string()].as_u64().unwrap();
         let at = positions
             .get(p.to_string())
-            .cloned()
-            .unwrap_or(Value::from(0));
-        want.insert(p.to_string(), at);
+            .map_or(0, |v| v.as_u64().unwrap());
+        assert!(
+            at <= end && end <= at + 1,
+            "partition {p}: the projection stands at {at}, the log ends at {end}"
+        );
     }
-    let want = &Value::Object(want);
     let start = std::time::Instant::now();
     loop {
         let got = group_offsets(group, topic, None);
-        if &got == want {
+        if got == ends {
             return;
         }
         assert!(
             start.elapsed() < std::time::Duration::from_secs(90),
-            "group {group} committed {got}, the projection stands at {want}"
+            "group {group} committed {got}, the log ends at {ends}"
         );
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
@@ -693,7 +669,11 @@ fn verify_on_kafka_holds_and_finds_an_event_forged_by_an_outside_client() {
         .args([&broker(), &format!("{p}.events"), "822584053110001"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let at: Value = serde_json::from_slice(&out.stdout).unwrap();
     let out = l.run(&["verify"]);
     assert!(!out.status.success());
@@ -704,4 +684,159 @@ fn verify_on_kafka_holds_and_finds_an_event_forged_by_an_outside_client() {
         stderr.contains(&format!("breaks at {position}")),
         "{stderr} (forged at {position})"
     );
+}
+
+/// One of Kafka's own tools, from the cached jars, against the test broker.
+fn kafka_tool(class: &str, args: &[&str]) -> String {
+    let broker = broker();
+    let mut all = vec!["tool", class, "--bootstrap-server", &broker];
+    all.extend_from_slice(args);
+    clearing_testkit::dev_broker(None, &all)
+}
+
+/// A row of `kafka-consumer-groups --describe` for the events topic.
+#[derive(Debug, PartialEq)]
+struct GroupRow {
+    partition: u32,
+    current: u64,
+    log_end: u64,
+    lag: u64,
+    consumer: String,
+}
+
+fn describe_group(group: &str, topic: &str) -> Vec<GroupRow> {
+    let out = kafka_tool(
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        &["--describe", "--group", group],
+    );
+    let mut rows: Vec<GroupRow> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() >= 6 && f[0] == group && f[1] == topic)
+        .map(|f| GroupRow {
+            partition: f[2].parse().unwrap(),
+            current: f[3].parse().unwrap(),
+            log_end: f[4].parse().unwrap(),
+            lag: f[5].parse().unwrap(),
+            consumer: f.get(6).unwrap_or(&"-").to_string(),
+        })
+        .collect();
+    rows.sort_by_key(|r| r.partition);
+    assert_eq!(rows.len(), 4, "{out}");
+    rows
+}
+
+#[test]
+fn kafkas_own_console_consumer_reads_every_event_with_its_key_and_headers() {
+    let p = prefix("console");
+    let ledger = Ledger::kafka(&p);
+    ledger.load_day();
+    let out = kafka_tool(
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        &[
+            "--topic",
+            &format!("{p}.events"),
+            "--from-beginning",
+            "--max-messages",
+            "22",
+            "--timeout-ms",
+            "30000",
+            "--isolation-level",
+            "read_committed",
+            "--formatter-property",
+            "print.partition=true",
+            "--formatter-property",
+            "print.key=true",
+            "--formatter-property",
+            "print.headers=true",
+        ],
+    );
+    let mut types = std::collections::BTreeMap::<String, u32>::new();
+    let mut partition_of = std::collections::BTreeMap::<String, String>::new();
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("Partition:"))
+        .collect();
+    assert_eq!(lines.len(), 22, "{out}");
+    for line in lines {
+        let fields: Vec<&str> = line.splitn(4, '\t').collect();
+        let [partition, headers, key, value] = fields[..] else {
+            panic!("{line}")
+        };
+        let event: Value = serde_json::from_str(value).unwrap();
+        // headers: type, schema_version and event_id, as the body says
+        let headers: std::collections::BTreeMap<&str, &str> = headers
+            .split(',')
+            .map(|h| h.split_once(':').unwrap())
+            .collect();
+        assert_eq!(headers["type"], event["type"], "{line}");
+        assert_eq!(
+            headers["schema_version"],
+            event["schema_version"].to_string(),
+            "{line}"
+        );
+        assert_eq!(headers["event_id"], event["event_id"], "{line}");
+        // the key is the merchant (reference data has its own key), and
+        // one key stays on one partition
+        match event["merchant_id"].as_str() {
+            Some(m) => assert_eq!(key, m, "{line}"),
+            None => assert_eq!(key, "reference", "{line}"),
+        }
+        let at = partition_of
+            .entry(key.to_string())
+            .or_insert(partition.to_string());
+        assert_eq!(at, partition, "{key} on two partitions");
+        *types.entry(headers["type"].to_string()).or_default() += 1;
+    }
+    assert_eq!(types["SaleRecorded"], 13, "{types:?}");
+    assert_eq!(types["RefundRecorded"], 1, "{types:?}");
+    assert_eq!(types["MerchantRegistered"], 4, "{types:?}");
+}
+
+#[test]
+fn kafkas_consumer_groups_tool_shows_the_followers_group_and_its_lag() {
+    let p = prefix("lag");
+    let topic = format!("{p}.events");
+    let source = Ledger::kafka(&p);
+    source.load_day();
+    let follower = tempfile::tempdir().unwrap();
+    let (child, group, rx) = start_follower(follower.path(), &p);
+    let caught_up = source.json(&["digest", "--format", "json"]);
+    wait_for_commits(&group, &topic, &caught_up["positions"]);
+    // a member, caught up: lag 0 on every partition
+    for row in describe_group(&group, &topic) {
+        assert_eq!(row.lag, 0, "{row:?}");
+        assert_eq!(row.current, row.log_end, "{row:?}");
+        assert_ne!(row.consumer, "-", "the follower is a member: {row:?}");
+    }
+    assert_eq!(stop_follower(child, rx), 22);
+
+    // events recorded while no one follows: the tool shows them as lag
+    let before = describe_group(&group, &topic);
+    let moved = common::merchants_moved_to_exempt(follower.path());
+    let said = source.ok(&[
+        "registry",
+        "load",
+        "--merchants",
+        &moved.display().to_string(),
+    ]);
+    assert!(said.contains("1 updated"), "{said}");
+    let behind = describe_group(&group, &topic);
+    let mut lag = 0;
+    for (b, a) in before.iter().zip(&behind) {
+        assert_eq!(a.current, b.current, "no commit while stopped: {a:?}");
+        assert_eq!(a.lag, a.log_end - a.current, "{a:?}");
+        lag += a.lag;
+    }
+    // the update and the marker of the transaction that recorded it
+    assert_eq!(lag, 2, "{behind:?}");
+
+    // the follower comes back and works the lag off
+    let (child, _, rx) = start_follower(follower.path(), &p);
+    let now = source.json(&["digest", "--format", "json"]);
+    wait_for_commits(&group, &topic, &now["positions"]);
+    for row in describe_group(&group, &topic) {
+        assert_eq!(row.lag, 0, "{row:?}");
+    }
+    assert_eq!(stop_follower(child, rx), 1);
 }

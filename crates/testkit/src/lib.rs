@@ -4,7 +4,9 @@
 //! seed they print (so a failure replays exactly with
 //! `CLEARING_TEST_SEED=N`); `test_broker` is the test broker's address;
 //! `copy_dir` copies a data directory, as an operator restoring a backup
-//! would.
+//! would; `Reaped` kills a child process when a test ends, passing or not;
+//! `dev_broker` and `OwnBroker` run `deploy/dev-broker.sh` (a test's own
+//! Kafka cluster, Kafka's own tools).
 
 use std::path::Path;
 
@@ -61,4 +63,107 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, so that a
+/// failing test leaves no follower or ingest running behind it.
+pub struct Reaped(Option<std::process::Child>);
+
+impl Reaped {
+    pub fn new(child: std::process::Child) -> Reaped {
+        Reaped(Some(child))
+    }
+
+    /// The child, no longer killed on drop.
+    pub fn into_inner(mut self) -> std::process::Child {
+        self.0.take().expect("present until dropped")
+    }
+}
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `deploy/dev-broker.sh` with `args`, on the broker whose state is in
+/// `broker_dir` (`None`: the one `deploy/test.sh` started). Returns the
+/// last line of its output (the address, for `start` and `resume`), or
+/// the whole output for `tool`; panics when it fails.
+pub fn dev_broker(broker_dir: Option<&Path>, args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/dev-broker.sh");
+    let mut c = std::process::Command::new(script);
+    c.args(args);
+    if let Some(dir) = broker_dir {
+        c.env("CLEARING_BROKER_DIR", dir);
+    }
+    let out = c.output().expect("running deploy/dev-broker.sh");
+    assert!(
+        out.status.success(),
+        "dev-broker.sh {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8 output");
+    if args.first() == Some(&"tool") {
+        text
+    } else {
+        text.lines().last().unwrap_or_default().to_string()
+    }
+}
+
+/// A Kafka cluster of a test's own (`deploy/dev-broker.sh start --nodes N`
+/// with its own state dir), so that crashing its nodes disturbs no other
+/// test. Stopped on drop.
+pub struct OwnBroker {
+    dir: tempfile::TempDir,
+    pub address: String,
+}
+
+impl OwnBroker {
+    pub fn start(nodes: u32) -> OwnBroker {
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        let address = dev_broker(Some(dir.path()), &["start", "--nodes", &nodes.to_string()]);
+        OwnBroker { dir, address }
+    }
+
+    /// SIGKILLs node `n` (1, 2, …), as a crash of its machine would.
+    pub fn crash(&self, n: u32) {
+        dev_broker(Some(self.dir.path()), &["kill", &n.to_string()]);
+    }
+
+    /// Starts node `n` again on its ports and its storage; waits until the
+    /// cluster serves metadata.
+    pub fn resume(&self, n: u32) {
+        dev_broker(Some(self.dir.path()), &["resume", &n.to_string()]);
+    }
+
+    /// One of Kafka's own tools against this cluster; its standard output.
+    pub fn tool(&self, class: &str, args: &[&str]) -> String {
+        let mut all = vec!["tool", class, "--bootstrap-server", &self.address];
+        all.extend_from_slice(args);
+        dev_broker(Some(self.dir.path()), &all)
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        dev_broker(Some(self.dir.path()), &["stop"]);
+    }
 }

@@ -58,7 +58,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 fuzz_log=$(mktemp)
 fuzz_runs=0
-if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build --quiet); then
+if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build); then
     echo "fuzz targets FAILED to build"
     status=1
 fi

@@ -11,16 +11,24 @@ use serde_json::value::RawValue;
 use crate::channel::{Channel, TxnResult, TxnType};
 
 use crate::money::Fen;
+use crate::payout::{
+    PayoutBatchApproved, PayoutBatchExported, PayoutBatchPrepared, PayoutResultRecorded,
+};
 use crate::position::Position;
 use crate::postings::{Entry, Route};
 use crate::recon::{ReconciliationBreak, ReconciliationRun};
 use crate::registry::{Intermediary, Merchant, RegistryChange, Versioned, VersionedFees};
+use crate::resolution::BreakResolved;
 use crate::risk::RiskFlag;
 use crate::time::Timestamp;
 
 /// The key of reconciliation events: one key keeps a run's breaks and its
 /// summary in order on one partition.
 pub const RECONCILIATION_KEY: &str = "reconciliation";
+
+/// The key of payout events: a payout date's batch, approval, export and
+/// bank results stay in order on one partition.
+pub const PAYOUTS_KEY: &str = "payouts";
 
 /// The schema version this build writes for reference, dead-letter and
 /// reconciliation events. 2: the event carries its partition's hash chain
@@ -69,6 +77,13 @@ pub enum EventBody {
     ReconciliationRun(Box<ReconciliationRun>),
     /// One break found by a reconciliation run.
     ReconciliationBreak(Box<ReconciliationBreak>),
+    /// A reconciliation break decided (SPEC §14).
+    BreakResolved(Box<BreakResolved>),
+    /// SPEC §13: a payout batch, its approval, its export, a bank file.
+    PayoutBatchPrepared(Box<PayoutBatchPrepared>),
+    PayoutBatchApproved(PayoutBatchApproved),
+    PayoutBatchExported(PayoutBatchExported),
+    PayoutResultRecorded(Box<PayoutResultRecorded>),
 }
 
 /// The settlement row a record changes, and by how much. The producer
@@ -252,6 +267,11 @@ impl EventBody {
             EventBody::RecordRejected(_) => "RecordRejected",
             EventBody::ReconciliationRun(_) => "ReconciliationRun",
             EventBody::ReconciliationBreak(_) => "ReconciliationBreak",
+            EventBody::BreakResolved(_) => "BreakResolved",
+            EventBody::PayoutBatchPrepared(_) => "PayoutBatchPrepared",
+            EventBody::PayoutBatchApproved(_) => "PayoutBatchApproved",
+            EventBody::PayoutBatchExported(_) => "PayoutBatchExported",
+            EventBody::PayoutResultRecorded(_) => "PayoutResultRecorded",
         }
     }
 }
@@ -447,6 +467,63 @@ impl Event {
         )
     }
 
+    /// A break's resolution, id `resolution:DATE:TERMINAL:RRN:TYPE`: a
+    /// break is resolved once.
+    pub fn break_resolved(r: BreakResolved, at: &Timestamp) -> Event {
+        let id = format!(
+            "resolution:{}:{}:{}:{}",
+            r.business_date, r.key.terminal_id, r.key.rrn, r.key.txn_type
+        );
+        let merchant = r.adjustment.as_ref().map(|a| a.merchant_id.clone());
+        Event::new(
+            id,
+            merchant,
+            at.clone(),
+            at,
+            EventBody::BreakResolved(Box::new(r)),
+        )
+    }
+
+    /// A payout batch, id `payout:DATE:prepared`.
+    pub fn payout_prepared(b: PayoutBatchPrepared, at: &Timestamp) -> Event {
+        let id = format!("payout:{}:prepared", b.payout_date);
+        Event::new(
+            id,
+            None,
+            at.clone(),
+            at,
+            EventBody::PayoutBatchPrepared(Box::new(b)),
+        )
+    }
+
+    /// A batch's approval, id `payout:DATE:approved`.
+    pub fn payout_approved(a: PayoutBatchApproved, at: &Timestamp) -> Event {
+        let id = format!("payout:{}:approved", a.payout_date);
+        Event::new(id, None, at.clone(), at, EventBody::PayoutBatchApproved(a))
+    }
+
+    /// A batch's first export, id `payout:DATE:exported`.
+    pub fn payout_exported(x: PayoutBatchExported, at: &Timestamp) -> Event {
+        let id = format!("payout:{}:exported", x.payout_date);
+        Event::new(id, None, at.clone(), at, EventBody::PayoutBatchExported(x))
+    }
+
+    /// A bank return file, id `payout:DATE:result:SHA16`.
+    pub fn payout_result(r: PayoutResultRecorded, at: &Timestamp) -> Event {
+        let id = format!(
+            "payout:{}:result:{}",
+            r.payout_date,
+            &r.file_sha256[..16.min(r.file_sha256.len())]
+        );
+        Event::new(
+            id,
+            None,
+            at.clone(),
+            at,
+            EventBody::PayoutResultRecorded(Box::new(r)),
+        )
+    }
+
     pub fn type_name(&self) -> &'static str {
         self.body.type_name()
     }
@@ -463,9 +540,19 @@ impl Event {
     /// reference data so that its events stay in order on one partition.
     pub fn key(&self) -> &str {
         match (&self.body, &self.merchant_id) {
-            (EventBody::ReconciliationRun(_) | EventBody::ReconciliationBreak(_), _) => {
-                RECONCILIATION_KEY
-            }
+            (
+                EventBody::ReconciliationRun(_)
+                | EventBody::ReconciliationBreak(_)
+                | EventBody::BreakResolved(_),
+                _,
+            ) => RECONCILIATION_KEY,
+            (
+                EventBody::PayoutBatchPrepared(_)
+                | EventBody::PayoutBatchApproved(_)
+                | EventBody::PayoutBatchExported(_)
+                | EventBody::PayoutResultRecorded(_),
+                _,
+            ) => PAYOUTS_KEY,
             (_, Some(m)) => m,
             (_, None) => "reference",
         }
@@ -495,6 +582,11 @@ impl Event {
             EventBody::RecordRejected(b) => out(self, b),
             EventBody::ReconciliationRun(b) => out(self, b),
             EventBody::ReconciliationBreak(b) => out(self, b),
+            EventBody::BreakResolved(b) => out(self, b),
+            EventBody::PayoutBatchPrepared(b) => out(self, b),
+            EventBody::PayoutBatchApproved(b) => out(self, b),
+            EventBody::PayoutBatchExported(b) => out(self, b),
+            EventBody::PayoutResultRecorded(b) => out(self, b),
         }
     }
 
@@ -605,6 +697,21 @@ fn decode_body(type_name: &str, version: u32, json: &str) -> Result<EventBody, D
         }
         ("ReconciliationBreak", 1 | 2) => {
             EventBody::ReconciliationBreak(Box::new(parse(type_name, version, json)?))
+        }
+        ("BreakResolved", 2) => {
+            EventBody::BreakResolved(Box::new(parse(type_name, version, json)?))
+        }
+        ("PayoutBatchPrepared", 2) => {
+            EventBody::PayoutBatchPrepared(Box::new(parse(type_name, version, json)?))
+        }
+        ("PayoutBatchApproved", 2) => {
+            EventBody::PayoutBatchApproved(parse(type_name, version, json)?)
+        }
+        ("PayoutBatchExported", 2) => {
+            EventBody::PayoutBatchExported(parse(type_name, version, json)?)
+        }
+        ("PayoutResultRecorded", 2) => {
+            EventBody::PayoutResultRecorded(Box::new(parse(type_name, version, json)?))
         }
         _ => {
             return Err(DecodeError::UnknownType {

@@ -929,7 +929,12 @@ pub fn apply(reference: &mut Reference, txns: &mut impl TxnStore, event: &Event)
         EventBody::TransactionRecorded(t) => apply_txn(txns, t),
         EventBody::RecordRejected(_)
         | EventBody::ReconciliationRun(_)
-        | EventBody::ReconciliationBreak(_) => {}
+        | EventBody::ReconciliationBreak(_)
+        | EventBody::BreakResolved(_)
+        | EventBody::PayoutBatchPrepared(_)
+        | EventBody::PayoutBatchApproved(_)
+        | EventBody::PayoutBatchExported(_)
+        | EventBody::PayoutResultRecorded(_) => {}
     }
 }
 

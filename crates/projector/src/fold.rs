@@ -22,7 +22,7 @@ use clearing_core::{Event, EventBody, Position, Recorded};
 use serde::Serialize;
 
 use crate::entries::{ReconEntry, RowValue, TxnEntry};
-use crate::keys::{Key, SegmentKind};
+use crate::keys::{Key, PayoutStep, SegmentKind};
 
 /// Where the partition of a batch stands before it.
 #[derive(Clone, Copy, Debug)]
@@ -239,6 +239,33 @@ impl Folding {
                 pos,
                 event,
                 b,
+            ),
+            EventBody::BreakResolved(r) => {
+                self.recorded(Key::Resolution(r.business_date, &r.key), pos, event, r)
+            }
+            EventBody::PayoutBatchPrepared(b) => self.recorded(
+                Key::Payout(b.payout_date, PayoutStep::Prepared),
+                pos,
+                event,
+                b,
+            ),
+            EventBody::PayoutBatchApproved(a) => self.recorded(
+                Key::Payout(a.payout_date, PayoutStep::Approved),
+                pos,
+                event,
+                a,
+            ),
+            EventBody::PayoutBatchExported(x) => self.recorded(
+                Key::Payout(x.payout_date, PayoutStep::Exported),
+                pos,
+                event,
+                x,
+            ),
+            EventBody::PayoutResultRecorded(r) => self.recorded(
+                Key::Payout(r.payout_date, PayoutStep::Result(&r.file_sha256)),
+                pos,
+                event,
+                r,
             ),
         }
     }

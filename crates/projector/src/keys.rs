@@ -16,6 +16,8 @@
 //! | `recon/run/DATE/SHA256/` | a reconciliation run with its position (JSON) |
 //! | `recon/break/DATE/SHA256/` index (u64 BE) | a break with its position (JSON) |
 //! | `recon/latest/DATE` | the SHA-256 of the date's latest run |
+//! | `payout/DATE/` step (`0prepared`, `1approved`, `2exported`, `3result/SHA256`) | a payout batch's events with their positions (JSON) |
+//! | `resolution/DATE/TERMINAL\0RRN\0TYPE` | a break's resolution with its position (JSON) |
 //! | `bad/` partition (u32 BE), offset (u64 BE) | why the event there could not be decoded |
 
 use chrono::NaiveDate;
@@ -84,7 +86,18 @@ pub enum Key<'a> {
     ReconRun(NaiveDate, &'a str),
     ReconBreak(NaiveDate, &'a str, u64),
     ReconLatest(NaiveDate),
+    Payout(NaiveDate, PayoutStep<'a>),
+    Resolution(NaiveDate, &'a clearing_core::recon::MatchKey),
     Bad(Position),
+}
+
+/// The events of a payout batch, in the order they happen.
+#[derive(Clone, Copy, Debug)]
+pub enum PayoutStep<'a> {
+    Prepared,
+    Approved,
+    Exported,
+    Result(&'a str),
 }
 
 impl Key<'_> {
@@ -118,6 +131,19 @@ impl Key<'_> {
                 join(&[&Prefix::ReconBreaks(*date, sha).bytes(), &i.to_be_bytes()])
             }
             Key::ReconLatest(date) => format!("recon/latest/{date}").into_bytes(),
+            Key::Payout(date, step) => {
+                let step = match step {
+                    PayoutStep::Prepared => "0prepared".to_string(),
+                    PayoutStep::Approved => "1approved".to_string(),
+                    PayoutStep::Exported => "2exported".to_string(),
+                    PayoutStep::Result(sha) => format!("3result/{sha}"),
+                };
+                join(&[&Prefix::PayoutOf(*date).bytes(), step.as_bytes()])
+            }
+            Key::Resolution(date, k) => join(&[
+                &Prefix::ResolutionsOf(*date).bytes(),
+                format!("{}\0{}\0{}", k.terminal_id, k.rrn, k.txn_type).as_bytes(),
+            ]),
             Key::Bad(p) => join(&[BAD, &p.partition.to_be_bytes(), &p.offset.to_be_bytes()]),
         }
     }
@@ -127,6 +153,8 @@ impl Key<'_> {
 pub enum Prefix<'a> {
     Positions,
     HighWater,
+    /// Every settlement row, every date.
+    Rows,
     RowsOf(NaiveDate),
     /// Segments of a kind and date.
     Segments(SegmentKind, NaiveDate),
@@ -136,6 +164,12 @@ pub enum Prefix<'a> {
     IntermediaryVersions(&'a str),
     FeeSchedules,
     ReconBreaks(NaiveDate, &'a str),
+    /// Every payout batch's events.
+    Payouts,
+    PayoutOf(NaiveDate),
+    /// Every resolution.
+    Resolutions,
+    ResolutionsOf(NaiveDate),
     Bad,
 }
 
@@ -144,6 +178,7 @@ impl Prefix<'_> {
         match self {
             Prefix::Positions => POSITION.to_vec(),
             Prefix::HighWater => HIGH_WATER.to_vec(),
+            Prefix::Rows => b"row/".to_vec(),
             Prefix::RowsOf(date) => format!("row/{date}/").into_bytes(),
             Prefix::Segments(kind, date) => format!("{}{date}/", kind.prefix()).into_bytes(),
             Prefix::AllSegments(kind) => kind.prefix().as_bytes().to_vec(),
@@ -151,6 +186,10 @@ impl Prefix<'_> {
             Prefix::IntermediaryVersions(id) => join(&[b"intermediary/", id.as_bytes(), b"\0"]),
             Prefix::FeeSchedules => b"fees/".to_vec(),
             Prefix::ReconBreaks(date, sha) => format!("recon/break/{date}/{sha}/").into_bytes(),
+            Prefix::Payouts => b"payout/".to_vec(),
+            Prefix::PayoutOf(date) => format!("payout/{date}/").into_bytes(),
+            Prefix::Resolutions => b"resolution/".to_vec(),
+            Prefix::ResolutionsOf(date) => format!("resolution/{date}/").into_bytes(),
             Prefix::Bad => BAD.to_vec(),
         }
     }

@@ -2,7 +2,9 @@
 
 use chrono::NaiveDate;
 use clearing_core::events::{RowDelta, RowKey};
-use clearing_core::recon::{ReconciliationBreak, ReconciliationRun};
+use clearing_core::payout::Batch;
+use clearing_core::recon::{MatchKey, ReconciliationBreak, ReconciliationRun};
+use clearing_core::resolution::BreakResolved;
 use clearing_core::settlement::FlaggedTxn;
 use clearing_core::{Position, Recorded};
 
@@ -116,8 +118,91 @@ impl Projector {
         &self,
         date: NaiveDate,
     ) -> Result<Vec<(RowKey, RowDelta)>, ProjectorError> {
+        self.rows(Prefix::RowsOf(date))
+    }
+
+    /// Every settlement row of every business date.
+    pub fn all_settlement_rows(&self) -> Result<Vec<(RowKey, RowDelta)>, ProjectorError> {
+        self.rows(Prefix::Rows)
+    }
+
+    /// Every payout batch, by payout date.
+    pub fn payout_batches(&self) -> Result<Vec<Batch>, ProjectorError> {
+        let mut out: Vec<Batch> = Vec::new();
+        for kv in self.tree.scan_prefix(Prefix::Payouts.bytes()) {
+            let (k, v) = kv.map_err(|e| self.storage(e))?;
+            let corrupt = |e: serde_json::Error| {
+                self.corrupt(format!("{}: {e}", String::from_utf8_lossy(&k)))
+            };
+            // `payout/YYYY-MM-DD/` then the step
+            let step = k.get(18..).unwrap_or_default();
+            match step.first() {
+                Some(b'0') => out.push(Batch {
+                    prepared: serde_json::from_slice(&v).map_err(corrupt)?,
+                    approved: None,
+                    exported: None,
+                    results: Vec::new(),
+                }),
+                Some(s) => {
+                    let batch = out
+                        .last_mut()
+                        .ok_or_else(|| self.corrupt("a payout step without its batch"))?;
+                    match s {
+                        b'1' => batch.approved = Some(serde_json::from_slice(&v).map_err(corrupt)?),
+                        b'2' => batch.exported = Some(serde_json::from_slice(&v).map_err(corrupt)?),
+                        _ => batch
+                            .results
+                            .push(serde_json::from_slice(&v).map_err(corrupt)?),
+                    }
+                }
+                None => return Err(self.corrupt("payout key")),
+            }
+        }
+        for b in &mut out {
+            b.results.sort_by_key(|r| r.position.offset);
+        }
+        Ok(out)
+    }
+
+    /// The resolutions of one business date, by key.
+    pub fn resolutions(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Vec<Recorded<BreakResolved>>, ProjectorError> {
+        self.all_recorded(Prefix::ResolutionsOf(date))
+    }
+
+    /// Every resolution of every date.
+    pub fn all_resolutions(&self) -> Result<Vec<Recorded<BreakResolved>>, ProjectorError> {
+        self.all_recorded(Prefix::Resolutions)
+    }
+
+    /// The resolution of one break.
+    pub fn resolution(
+        &self,
+        date: NaiveDate,
+        key: &MatchKey,
+    ) -> Result<Option<Recorded<BreakResolved>>, ProjectorError> {
+        self.recorded(&Key::Resolution(date, key).bytes())
+    }
+
+    fn all_recorded<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: Prefix<'_>,
+    ) -> Result<Vec<Recorded<T>>, ProjectorError> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(prefix.bytes()) {
+            let (k, _) = kv.map_err(|e| self.storage(e))?;
+            if let Some(r) = self.recorded(&k)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn rows(&self, prefix: Prefix<'_>) -> Result<Vec<(RowKey, RowDelta)>, ProjectorError> {
         self.tree
-            .scan_prefix(Prefix::RowsOf(date).bytes())
+            .scan_prefix(prefix.bytes())
             .map(|kv| {
                 let (_, v) = kv.map_err(|e| self.storage(e))?;
                 let row: RowValue =

@@ -18,10 +18,12 @@ pub mod config;
 pub mod dispute;
 pub mod error;
 pub mod measure;
+pub mod payout;
 pub mod project;
 pub mod read;
 pub mod record;
 pub mod replay;
+pub mod resolve;
 pub mod verify;
 pub mod views;
 

@@ -23,8 +23,21 @@ pub struct Named<'a> {
     pub text: &'a str,
 }
 
-/// What a reconciliation run found and recorded.
-pub type ReconReport = clearing_recon::Report;
+/// What a reconciliation run found and recorded, and how its breaks have
+/// been resolved since (a rerun of the same file shows them).
+#[derive(Clone, Debug)]
+pub struct ReconReport {
+    pub run: clearing_recon::Report,
+    pub resolutions:
+        std::collections::BTreeMap<clearing_core::recon::MatchKey, crate::resolve::ResolutionNote>,
+}
+
+impl std::ops::Deref for ReconReport {
+    type Target = clearing_recon::Report;
+    fn deref(&self) -> &clearing_recon::Report {
+        &self.run
+    }
+}
 
 pub struct Recorder {
     config: Config,
@@ -133,6 +146,31 @@ impl Recorder {
         Ok(summary)
     }
 
+    /// The projections, brought to the end of the log.
+    pub(crate) fn caught_up_projector(&self) -> Result<clearing_projector::Projector, AppError> {
+        let mut p = open_projector(&self.config.data_dir)?;
+        crate::project::catch_up(&self.config, &*self.log, &mut p)?;
+        Ok(p)
+    }
+
+    /// The recording time of what is recorded now.
+    pub(crate) fn now(&self) -> clearing_core::Timestamp {
+        self.config.clock.now()
+    }
+
+    /// Records `events` and projects them into `p`.
+    pub(crate) fn record(
+        &mut self,
+        p: &mut clearing_projector::Projector,
+        events: Vec<clearing_core::Event>,
+    ) -> Result<(), AppError> {
+        clearing_producer::record_events(&mut self.writer, events).context("recording")?;
+        self.writer.flush()?;
+        crate::project::catch_up(&self.config, &*self.log, p)?;
+        p.flush()?;
+        Ok(())
+    }
+
     /// Reconciles a channel clearing file for `date` (SPEC §8), records the
     /// result once per (date, file content), and projects what it recorded.
     pub fn reconcile(
@@ -163,6 +201,14 @@ impl Recorder {
         self.writer.flush()?;
         crate::project::catch_up(&self.config, &*self.log, &mut p)?;
         p.flush()?;
-        Ok(run.report)
+        let resolutions = p
+            .resolutions(date)?
+            .iter()
+            .map(|r| (r.value.key.clone(), crate::resolve::ResolutionNote::of(r)))
+            .collect();
+        Ok(ReconReport {
+            run: run.report,
+            resolutions,
+        })
     }
 }

@@ -52,6 +52,9 @@ pub struct ReconBreakView {
     pub category: Category,
     #[serde(flatten)]
     pub key: ReconKeyView,
+    /// How the break was resolved (SPEC §14), once it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<crate::resolve::ResolutionNote>,
 }
 
 /// SPEC §11's reconciliation JSON, exactly.
@@ -64,7 +67,7 @@ pub struct ReconView {
 }
 
 impl ReconView {
-    pub fn of(r: &clearing_recon::Report) -> ReconView {
+    pub fn of(r: &crate::ReconReport) -> ReconView {
         let key = |k: &clearing_core::recon::MatchKey| ReconKeyView {
             terminal_id: k.terminal_id.clone(),
             rrn: k.rrn.clone(),
@@ -79,6 +82,7 @@ impl ReconView {
                 .map(|b| ReconBreakView {
                     category: b.category,
                     key: key(&b.key),
+                    resolution: r.resolutions.get(&b.key).cloned(),
                 })
                 .collect(),
             held: r.held.iter().map(|h: &HeldItem| key(&h.key)).collect(),

@@ -106,20 +106,29 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Reconciles the channel's clearing file of a business date (SPEC §8).
+    /// Reconciles the channel's clearing file of a business date (SPEC §8);
+    /// `recon resolve` decides one of its breaks (SPEC §14).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Recon {
+        #[command(subcommand)]
+        command: Option<ReconCommand>,
         /// The clearing file.
-        #[arg(long)]
-        file: PathBuf,
+        #[arg(long, required = true)]
+        file: Option<PathBuf>,
         /// Business date the file is for, YYYY-MM-DD.
-        #[arg(long, value_parser = parse_date)]
-        date: NaiveDate,
+        #[arg(long, value_parser = parse_date, required = true)]
+        date: Option<NaiveDate>,
         /// The file's layout: the CSV of SPEC §8, or the fixed-width layout
         /// of docs/FORMATS.md.
         #[arg(long, value_enum, default_value_t = ReconLayout::Csv)]
         layout: ReconLayout,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Payout batches: prepare, approve, export, record the bank's answer (SPEC §13).
+    Payout {
+        #[command(subcommand)]
+        command: PayoutCommand,
     },
     /// Rebuilds every projection from the log alone, up to a time or a log
     /// position, into a fresh data dir; prints its digest (SPEC §9).
@@ -252,6 +261,99 @@ pub enum ReportCommand {
     Settlement(ReportArgs),
     /// Flagged transactions and second-party exposure of a business date.
     Risk(ReportArgs),
+    /// The payout batch of a payout date (SPEC §13).
+    Payout(ReportArgs),
+    /// The adjustments recorded for the breaks of a business date (SPEC §14).
+    Adjustments(ReportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReconCommand {
+    /// Closes one break of the date's latest run: the ledger stands, or
+    /// the channel does and an adjustment is recorded (SPEC §14).
+    Resolve {
+        /// Business date of the run, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        #[arg(long)]
+        terminal: String,
+        #[arg(long)]
+        rrn: String,
+        #[arg(long, value_enum)]
+        txn_type: ReconTxnType,
+        #[arg(long, value_enum)]
+        decision: ReconDecision,
+        /// Who decides.
+        #[arg(long)]
+        operator: String,
+        /// Why (must not be blank).
+        #[arg(long)]
+        remark: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReconTxnType {
+    Sale,
+    Refund,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReconDecision {
+    /// 以平台为准: the ledger stands; nothing moves.
+    Ledger,
+    /// 以渠道为准: the channel's figures stand; an adjustment is recorded.
+    Channel,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PayoutCommand {
+    /// Records the batch of a payout date: what each payee is owed up to it.
+    Prepare {
+        /// Payout date, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        /// Who prepares it.
+        #[arg(long)]
+        operator: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Approves a batch: the approver must not be its preparer.
+    Approve {
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        #[arg(long)]
+        operator: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Writes an approved batch as the bank's payout CSV.
+    Export {
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        #[arg(long)]
+        out: PathBuf,
+        /// Who exports it (recorded with the export).
+        #[arg(long)]
+        operator: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Records the bank's return file of an exported batch.
+    Result {
+        #[arg(long, value_parser = parse_date)]
+        date: NaiveDate,
+        #[arg(long)]
+        file: PathBuf,
+        /// Who records it.
+        #[arg(long)]
+        operator: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -38,11 +38,22 @@ pub fn run(cli: Cli) -> Result<()> {
             render::digest(&l.digest()?, format, out)
         }
         Command::Recon {
+            command: Some(command),
+            ..
+        } => crate::payouts::resolve(&cfg, command, out),
+        Command::Recon {
+            command: None,
             file,
             date,
             layout,
             format,
-        } => recon(&cfg, &file, date, layout.into(), format, out),
+        } => {
+            let (Some(file), Some(date)) = (file, date) else {
+                anyhow::bail!("recon needs --file and --date");
+            };
+            recon(&cfg, &file, date, layout.into(), format, out)
+        }
+        Command::Payout { command } => crate::payouts::payout(&cfg, command, out),
         Command::Replay {
             until,
             into,
@@ -176,6 +187,10 @@ fn report(cfg: &Config, command: ReportCommand, out: &mut dyn Write) -> Result<(
             render::reports::settlement(&l.settlement(a.date)?, a.format, out)
         }
         ReportCommand::Risk(a) => render::reports::risk(&l.risk(a.date)?, a.format, out),
+        ReportCommand::Payout(a) => render::payout::batch(&l.payout(a.date)?, a.format, out),
+        ReportCommand::Adjustments(a) => {
+            render::payout::adjustments(&l.adjustments(a.date)?, a.format, out)
+        }
     }
 }
 

@@ -1,12 +1,16 @@
 //! `clearing demo`: the whole daily job on a generated, realistic day —
 //! fee schedule, registry, ingest, projection, reports, and the
-//! reconciliation of a generated channel file with injected breaks.
+//! reconciliation of a generated channel file with injected breaks, the
+//! resolution of one break of each kind, and the day's payout batch up to
+//! the bank's answer.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clearing_app::core::settlement::{RiskReport, SettlementReport};
+use clearing_app::payout::{BankResultView, PayoutView};
+use clearing_app::resolve::{AdjustmentsView, ResolutionView, Resolve};
 use clearing_app::views::{ProjectedView, ReconView};
 use clearing_app::{
     Config, FeesLoaded, IngestSummary, ReadLedger, ReconReport, Recorder, RegistryLoaded,
@@ -34,6 +38,10 @@ struct DemoReport {
     risk: RiskReport,
     channel_file: ChannelFile,
     recon: ReconView,
+    resolutions: Vec<ResolutionView>,
+    adjustments: AdjustmentsView,
+    payout: PayoutView,
+    bank_result: BankResultView,
 }
 
 #[derive(Serialize)]
@@ -57,7 +65,18 @@ struct Day {
     channel_lines: u64,
     injected: ChannelFaults,
     recon: ReconReport,
+    after: AfterRecon,
     elapsed_ms: u128,
+}
+
+/// The end of the day: breaks resolved, the payout batch prepared,
+/// approved, exported and answered by the bank.
+struct AfterRecon {
+    resolutions: Vec<ResolutionView>,
+    adjustments: AdjustmentsView,
+    payout_file: PathBuf,
+    bank_file: PathBuf,
+    bank_result: BankResultView,
 }
 
 pub fn run(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut dyn Write) -> Result<()> {
@@ -96,6 +115,10 @@ pub fn run(cfg: &Config, dir_given: bool, args: DemoArgs, out: &mut dyn Write) -
                     injected: day.injected,
                 },
                 recon: ReconView::of(&day.recon),
+                resolutions: day.after.resolutions,
+                adjustments: day.after.adjustments,
+                payout: day.after.bank_result.batch.clone(),
+                bank_result: day.after.bank_result,
             },
             out,
         ),
@@ -147,6 +170,7 @@ fn run_day(cfg: &Config, dir: &Path, args: &DemoArgs) -> Result<Day> {
         clearing_app::Layout::Csv,
         false,
     )?;
+    let after = after_recon(cfg, &input, &recon, &settlement)?;
     let digest = ReadLedger::open(cfg)?.digest()?.digest;
     Ok(Day {
         dir: dir.to_path_buf(),
@@ -162,8 +186,110 @@ fn run_day(cfg: &Config, dir: &Path, args: &DemoArgs) -> Result<Day> {
         channel_lines,
         injected,
         recon,
+        after,
         elapsed_ms: started.elapsed().as_millis(),
     })
+}
+
+/// Operators of the demo's day: who resolves, prepares and approves.
+const RECONCILER: &str = "li.wei";
+const PREPARER: &str = "zhang.min";
+const APPROVER: &str = "wang.fang";
+
+/// Resolves the first break of each category (the ledger stands on a
+/// duplicate, the channel on the rest), then pays the day out: the batch
+/// of the day's latest payout date, prepared, approved, exported, and a
+/// bank file with the first line failed.
+fn after_recon(
+    cfg: &Config,
+    input: &Path,
+    recon: &ReconReport,
+    settlement: &SettlementReport,
+) -> Result<AfterRecon> {
+    use clearing_app::core::recon::Category;
+    use clearing_app::core::resolution::Decision;
+    let mut r = Recorder::open(cfg.live()?)?;
+    let mut resolutions = Vec::new();
+    for category in Category::ALL.into_iter().filter(|c| c.is_break()) {
+        let Some(b) = recon.breaks.iter().find(|b| b.category == category) else {
+            continue;
+        };
+        let (decision, remark) = if category == Category::DuplicateInChannel {
+            (
+                Decision::Ledger,
+                "以平台为准: the channel sent the line twice",
+            )
+        } else {
+            (
+                Decision::Channel,
+                "以渠道为准: the channel's figures are confirmed",
+            )
+        };
+        resolutions.push(r.resolve_break(&Resolve {
+            date: recon.business_date,
+            key: b.key.clone(),
+            decision,
+            operator: RECONCILER,
+            remark,
+        })?);
+    }
+    let payout_date = settlement
+        .merchants
+        .iter()
+        .map(|m| m.payout_date)
+        .max()
+        .unwrap_or(recon.business_date);
+    r.prepare_payout(payout_date, PREPARER)?;
+    r.approve_payout(payout_date, APPROVER)?;
+    let payout_file = input.join(format!("payout-{payout_date}.csv"));
+    let mut exported = String::new();
+    r.export_payout(payout_date, Some(PREPARER), |csv| {
+        exported = csv.to_string();
+        std::fs::write(&payout_file, csv)
+    })?;
+    let bank_file = input.join(format!("bank-{payout_date}.csv"));
+    let bank = bank_answer(&exported);
+    std::fs::write(&bank_file, &bank)
+        .with_context(|| format!("writing {}", bank_file.display()))?;
+    let bank_result = r.record_bank_result(
+        payout_date,
+        clearing_app::Named {
+            name: &bank_file.display().to_string(),
+            text: &bank,
+        },
+        Some(PREPARER),
+    )?;
+    drop(r);
+    let adjustments = ReadLedger::open(cfg)?.adjustments(recon.business_date)?;
+    Ok(AfterRecon {
+        resolutions,
+        adjustments,
+        payout_file,
+        bank_file,
+        bank_result,
+    })
+}
+
+/// The bank's return file of a payout export: every line paid but the
+/// first, which fails.
+fn bank_answer(export: &str) -> String {
+    let mut out = format!("{}\n", clearing_app::core::payout::BANK_HEADER);
+    for (i, line) in export.lines().skip(1).enumerate() {
+        // payout_date,payee_type,payee_id,name,account,amount — the name
+        // may be quoted, so the amount is the last field
+        let fields: Vec<&str> = line.splitn(4, ',').collect();
+        let amount = line.rsplit(',').next().unwrap_or("");
+        let (status, reason) = if i == 0 {
+            ("failed", "account frozen")
+        } else {
+            ("paid", "")
+        };
+        out.push_str(&format!(
+            "{},{},{amount},{status},{reason}\n",
+            fields[1], fields[2]
+        ));
+    }
+    out
 }
 
 /// Records the fee schedule, calendar and registry of a directory holding
@@ -220,6 +346,20 @@ fn table(day: &Day, args: &DemoArgs, dir_given: bool, out: &mut dyn Write) -> Re
         i.near_cutoff_left_out
     )?;
     render::recon::recon(&day.recon, args.format, out)?;
+    let a = &day.after;
+    writeln!(out)?;
+    for res in &a.resolutions {
+        render::payout::resolution(res, Format::Table, out)?;
+    }
+    writeln!(out)?;
+    render::payout::adjustments(&a.adjustments, args.format, out)?;
+    writeln!(
+        out,
+        "\npayout file {}; bank return file {}",
+        a.payout_file.display(),
+        a.bank_file.display()
+    )?;
+    render::payout::bank_result(&a.bank_result, Format::Table, out)?;
     if dir_given {
         kept(day, args, out)?;
     }

@@ -11,6 +11,7 @@ mod bench;
 mod commands;
 mod demo;
 mod gen;
+mod payouts;
 mod render;
 
 use std::process::ExitCode;

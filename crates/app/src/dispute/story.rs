@@ -104,6 +104,9 @@ pub struct ReconStatus {
     pub run_date: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_sha256: Option<String>,
+    /// How the break naming it was resolved (SPEC §14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<crate::resolve::ResolutionNote>,
 }
 
 /// A transaction's whole story.
@@ -301,6 +304,7 @@ fn recon_status(
         category,
         run_date: run.map(|r| r.0),
         file_sha256: run.map(|r| r.1.to_string()),
+        resolution: None,
     };
     let mut date = t.business_date;
     // The day's run, then, for an item it held, the next day's.
@@ -316,14 +320,16 @@ fn recon_status(
         let sha = run.value.file_sha256.clone();
         for b in p.recon_breaks(date, &sha)? {
             if names(&b.value.finding) {
-                let e = logged(p, log, b.position)?;
-                return Ok((
-                    status(
-                        ReconVerdict::Category(b.value.finding.category),
-                        Some((date, &sha)),
-                    ),
-                    vec![e],
-                ));
+                let mut events = vec![logged(p, log, b.position)?];
+                let mut s = status(
+                    ReconVerdict::Category(b.value.finding.category),
+                    Some((date, &sha)),
+                );
+                if let Some(r) = p.resolution(date, &b.value.finding.key)? {
+                    events.push(logged(p, log, r.position)?);
+                    s.resolution = Some(crate::resolve::ResolutionNote::of(&r));
+                }
+                return Ok((s, events));
             }
         }
         let run_event = logged(p, log, run.position)?;

@@ -7,6 +7,7 @@
 //! settlement and risk reports; `recon` a reconciliation run; `story` a
 //! transaction's story; `statement` a merchant statement.
 
+pub mod payout;
 pub mod recon;
 pub mod reports;
 pub mod statement;

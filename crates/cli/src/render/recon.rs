@@ -38,8 +38,11 @@ fn recon_csv(r: &ReconReport, out: &mut dyn Write) -> Result<()> {
         "channel_fee",
         "ledger_fee",
         "ledger_status",
+        "resolution",
+        "resolved_by",
     ])?;
     for b in &r.breaks {
+        let resolution = r.resolutions.get(&b.key);
         w.write_record([
             r.business_date.to_string(),
             b.category.as_str().to_string(),
@@ -56,6 +59,10 @@ fn recon_csv(r: &ReconReport, out: &mut dyn Write) -> Result<()> {
             b.ledger_status
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
+            resolution
+                .map(|n| n.decision.to_string())
+                .unwrap_or_default(),
+            resolution.map(|n| n.operator.clone()).unwrap_or_default(),
         ])?;
     }
     w.flush()?;
@@ -95,9 +102,16 @@ fn recon_table(r: &ReconReport, out: &mut dyn Write) -> Result<()> {
                 "merchant", "terminal", "rrn", "type", "channel", "ledger", "ch fee", "fee"
             )?;
         }
+        let resolved = match r.resolutions.get(&b.key) {
+            Some(n) => format!(
+                "  resolved: {} by {} ({})",
+                n.decision, n.operator, n.remark
+            ),
+            None => String::new(),
+        };
         writeln!(
             out,
-            "  {:<16} {:<10} {:<14} {:<7} {:>12} {:>12} {:>9} {:>9}",
+            "  {:<16} {:<10} {:<14} {:<7} {:>12} {:>12} {:>9} {:>9}{resolved}",
             b.merchant_id.as_deref().unwrap_or("-"),
             b.key.terminal_id,
             b.key.rrn,

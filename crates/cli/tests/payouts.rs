@@ -542,3 +542,49 @@ fn the_same_day_on_kafka_gives_the_same_payout_and_adjustment_reports() {
     let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(replayed, embedded.0);
 }
+
+#[test]
+fn the_demo_ends_by_resolving_a_break_of_each_kind_and_paying_the_day_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = common::json(dir.path(), &["demo", "--format", "json", "--txns", "3000"]);
+    let found: Vec<&str> = v["recon"]["breaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["category"].as_str().unwrap())
+        .collect();
+    let mut kinds: Vec<&str> = v["resolutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["category"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    let mut expected: Vec<&str> = found.clone();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(kinds, expected, "one resolution per kind of break found");
+    assert!(kinds.len() >= 5, "{kinds:?}");
+    for r in v["resolutions"].as_array().unwrap() {
+        let channel = r["category"] != "duplicate_in_channel";
+        assert_eq!(r["decision"], if channel { "channel" } else { "ledger" });
+        assert_eq!(r.get("adjustment").is_some(), channel, "{r}");
+    }
+    let adjustments = v["adjustments"]["adjustments"].as_array().unwrap();
+    assert_eq!(adjustments.len(), kinds.len() - 1);
+    let batch = &v["payout"];
+    assert_eq!(batch["status"], "exported");
+    assert_ne!(batch["prepared_by"], batch["approved_by"]);
+    let lines = batch["lines"].as_array().unwrap();
+    let failed = lines.iter().filter(|l| l["status"] == "failed").count();
+    let paid = lines.iter().filter(|l| l["status"] == "paid").count();
+    assert_eq!((failed, paid), (1, lines.len() - 1));
+    assert_eq!(v["bank_result"]["failed"], 1);
+    let cents = |x: &Value| {
+        clearing_core::Fen::parse_signed(x.as_str().unwrap())
+            .unwrap()
+            .0
+    };
+    let sum: i64 = lines.iter().map(|l| cents(&l["amount"])).sum();
+    assert_eq!(sum, cents(&batch["totals"]["amount"]));
+}

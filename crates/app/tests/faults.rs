@@ -1,5 +1,7 @@
 //! Faults swept over every write point (issue 15): a day's whole job —
-//! fee schedule, registry, ingest, projection, reconciliation — is run
+//! fee schedule, registry, ingest, projection, reconciliation, two break
+//! resolutions, and a payout batch prepared, approved, exported and
+//! answered by the bank — is run
 //! once counting the points where the ledger writes to its storage; then,
 //! for each point, in a fresh ledger, that write fails (as a full or dying
 //! disk fails it: an error the process handles, or the process dying there
@@ -10,7 +12,10 @@
 
 mod common;
 
+use clearing_app::core::recon::{MatchKey, ReconType};
+use clearing_app::core::resolution::Decision;
 use clearing_app::log::faults;
+use clearing_app::resolve::Resolve;
 use clearing_app::{AppError, Config, Layout, ReadLedger, Recorder};
 use common::*;
 
@@ -43,7 +48,49 @@ fn job(cfg: &Config) -> Result<(), AppError> {
         Layout::Csv,
         "2026-11-20".parse().unwrap(),
     )?;
+    resolve(&mut r, "432100000099", Decision::Channel)?;
+    resolve(&mut r, "432100000002", Decision::Ledger)?;
+    let p = "2026-11-23".parse().unwrap();
+    r.prepare_payout(p, "alice")?;
+    r.approve_payout(p, "bob")?;
+    let mut csv = String::new();
+    r.export_payout(p, None, |c| {
+        csv = c.to_string();
+        Ok(())
+    })?;
+    let mut bank = String::from("payee_type,payee_id,amount,status,reason\n");
+    for (i, row) in csv.lines().skip(1).enumerate() {
+        let f: Vec<&str> = row.split(',').collect();
+        let status = if i == 0 { "failed" } else { "paid" };
+        bank += &format!("{},{},{},{status},\n", f[1], f[2], f[5]);
+    }
+    r.record_bank_result(p, named("bank.csv", &bank), None)?;
     Ok(())
+}
+
+/// Resolves a sale break of the 20th; a rerun finding it resolved goes on,
+/// as an operator would.
+fn resolve(r: &mut Recorder, rrn: &str, decision: Decision) -> Result<(), AppError> {
+    let terminal = if rrn.ends_with("99") {
+        "10000001"
+    } else {
+        "10000002"
+    };
+    let done = r.resolve_break(&Resolve {
+        date: "2026-11-20".parse().unwrap(),
+        key: MatchKey {
+            terminal_id: terminal.into(),
+            rrn: rrn.into(),
+            txn_type: ReconType::Sale,
+        },
+        decision,
+        operator: "li",
+        remark: "checked",
+    });
+    match done {
+        Err(e) if e.to_string().contains("already resolved") => Ok(()),
+        other => other.map(|_| ()),
+    }
 }
 
 fn outcome(cfg: &Config) -> Outcome {
@@ -60,6 +107,10 @@ fn outcome(cfg: &Config) -> Outcome {
         .unwrap()
         .expect("the run is recorded");
     reports.push(serde_json::to_string(&run.value).unwrap());
+    let p = "2026-11-23".parse().unwrap();
+    reports.push(serde_json::to_string(&l.payout(p).unwrap()).unwrap());
+    let d = "2026-11-20".parse().unwrap();
+    reports.push(serde_json::to_string(&l.adjustments(d).unwrap()).unwrap());
     (l.digest().unwrap().digest, reports)
 }
 

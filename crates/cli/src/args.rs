@@ -125,6 +125,29 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// The operators' HTTP service: the /v1 API on this ledger (SPEC §12).
+    Serve {
+        /// Address to listen on, host:port (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The tokens file (`clearing token add` writes it).
+        #[arg(long, env = "CLEARING_TOKENS")]
+        tokens: PathBuf,
+        /// Largest request body accepted; larger is refused with 413.
+        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        body_limit_bytes: usize,
+        /// Requests per token per minute; more are refused with 429.
+        #[arg(long, default_value_t = 1200)]
+        requests_per_minute: u32,
+        /// How long one request may take before it is answered 408.
+        #[arg(long, default_value_t = 300)]
+        request_timeout_secs: u64,
+    },
+    /// Tokens of the HTTP service.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Payout batches: prepare, approve, export, record the bank's answer (SPEC §13).
     Payout {
         #[command(subcommand)]
@@ -265,6 +288,28 @@ pub enum ReportCommand {
     Payout(ReportArgs),
     /// The adjustments recorded for the breaks of a business date (SPEC §14).
     Adjustments(ReportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Adds a token with a role to the tokens file and prints it, once.
+    Add {
+        #[arg(long, env = "CLEARING_TOKENS")]
+        tokens: PathBuf,
+        /// Who holds it: recorded as the operator of every change it makes.
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: TokenRole,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TokenRole {
+    Viewer,
+    Operator,
+    Approver,
+    Admin,
 }
 
 #[derive(Subcommand, Debug)]

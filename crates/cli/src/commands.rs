@@ -54,6 +54,40 @@ pub fn run(cli: Cli) -> Result<()> {
             recon(&cfg, &file, date, layout.into(), format, out)
         }
         Command::Payout { command } => crate::payouts::payout(&cfg, command, out),
+        Command::Serve {
+            listen,
+            tokens,
+            body_limit_bytes,
+            requests_per_minute,
+            request_timeout_secs,
+        } => {
+            let tokens_read = clearing_http::Tokens::load(&tokens)?;
+            let options = clearing_http::Options {
+                listen,
+                body_limit_bytes,
+                requests_per_minute,
+                request_timeout: Duration::from_secs(request_timeout_secs),
+            };
+            clearing_http::serve(cfg, tokens_read, options, |addr| {
+                let _ = writeln!(out, "clearing serve: listening on http://{addr}");
+                let _ = out.flush();
+            })?;
+            Ok(())
+        }
+        Command::Token {
+            command: crate::args::TokenCommand::Add { tokens, name, role },
+        } => {
+            use crate::args::TokenRole;
+            let role = match role {
+                TokenRole::Viewer => clearing_http::Role::Viewer,
+                TokenRole::Operator => clearing_http::Role::Operator,
+                TokenRole::Approver => clearing_http::Role::Approver,
+                TokenRole::Admin => clearing_http::Role::Admin,
+            };
+            let token = clearing_http::tokens::add(&tokens, &name, role)?;
+            writeln!(out, "{token}")?;
+            Ok(())
+        }
         Command::Replay {
             until,
             into,

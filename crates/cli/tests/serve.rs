@@ -1,0 +1,402 @@
+//! `clearing serve` (SPEC §12) as a process on loopback: bodies equal to
+//! the commands' JSON route by route, 401/403 by role on every route, the
+//! token's name as the operator, maker-checker across two tokens, 413, 429,
+//! 400 naming the field, the commands still working beside it, SIGTERM,
+//! and the same on Kafka.
+
+mod common;
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use clearing_testkit::Reaped;
+use common::{clearing, fixture, json, ok, BIN};
+use serde_json::Value;
+
+struct Service {
+    child: Reaped,
+    url: String,
+}
+
+/// Starts `clearing serve` on a free port of 127.0.0.1: `global` options
+/// before the command, `options` of `serve` after it.
+fn serve(dir: &Path, tokens: &Path, global: &[&str], options: &[&str]) -> Service {
+    let mut c = Command::new(BIN);
+    c.arg("--data-dir").arg(dir);
+    c.args(global);
+    c.args(["serve", "--listen", "127.0.0.1:0", "--tokens"])
+        .arg(tokens)
+        .args(options)
+        .env_remove("CLEARING_KAFKA")
+        .env_remove("CLEARING_TOPIC_PREFIX")
+        .stdout(Stdio::piped());
+    let mut child = Reaped::new(c.spawn().unwrap());
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("clearing serve: listening on ")
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .to_string();
+    Service { child, url }
+}
+
+/// One request: status and body.
+fn call(s: &Service, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let mut r = ureq::request(method, &format!("{}{path}", s.url));
+    if let Some(t) = token {
+        r = r.set("Authorization", &format!("Bearer {t}"));
+    }
+    let out = if method == "GET" {
+        r.call()
+    } else {
+        r.send_string(body)
+    };
+    match out {
+        Ok(resp) => (resp.status(), resp.into_string().unwrap()),
+        Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap()),
+        Err(e) => panic!("{method} {path}: {e}"),
+    }
+}
+
+fn token(tokens: &Path, name: &str, role: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "add", "--tokens"])
+        .arg(tokens)
+        .args(["--name", name, "--role", role])
+        .output()
+        .unwrap();
+    ok(out).trim().to_string()
+}
+
+struct Tokens {
+    viewer: String,
+    operator: String,
+    approver: String,
+    admin: String,
+}
+
+fn tokens(file: &Path) -> Tokens {
+    Tokens {
+        viewer: token(file, "vic", "viewer"),
+        operator: token(file, "olga", "operator"),
+        approver: token(file, "bob", "approver"),
+        admin: token(file, "ada", "admin"),
+    }
+}
+
+/// The fixture day, reconciled.
+fn ledger() -> tempfile::TempDir {
+    let dir = common::ingested();
+    let f = fixture("channel-2026-11-20.csv").display().to_string();
+    ok(clearing(
+        dir.path(),
+        &["recon", "--file", &f, "--date", "2026-11-20"],
+    ));
+    dir
+}
+
+fn value(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn every_read_route_answers_what_its_command_prints_and_every_route_checks_the_role() {
+    let dir = ledger();
+    let file = dir.path().join("tokens.toml");
+    let t = tokens(&file);
+    let text = std::fs::read_to_string(&file).unwrap();
+    for tok in [&t.viewer, &t.operator, &t.approver, &t.admin] {
+        assert!(!text.contains(tok.as_str()), "only digests are stored");
+    }
+    let s = serve(dir.path(), &file, &[], &[]);
+    let d = dir.path();
+    // route by route against the command, on the same ledger
+    let same = [
+        (
+            "/v1/settlement/2026-11-20",
+            vec!["report", "settlement", "--date", "2026-11-20"],
+        ),
+        (
+            "/v1/risk/2026-11-20",
+            vec!["report", "risk", "--date", "2026-11-20"],
+        ),
+        ("/v1/txn/432100000007", vec!["txn", "show", "432100000007"]),
+        (
+            "/v1/merchants/822584053110001/statement/2026-11-20",
+            vec![
+                "merchant",
+                "statement",
+                "822584053110001",
+                "--date",
+                "2026-11-20",
+            ],
+        ),
+        (
+            "/v1/adjustments/2026-11-20",
+            vec!["report", "adjustments", "--date", "2026-11-20"],
+        ),
+    ];
+    for (path, args) in &same {
+        let (code, body) = call(&s, "GET", path, Some(&t.viewer), "");
+        assert_eq!(code, 200, "{path}: {body}");
+        let mut args = args.clone();
+        args.extend(["--format", "json"]);
+        assert_eq!(value(&body), json(d, &args), "{path}");
+    }
+    // 401 without a token or with an unknown one, on every route
+    let routes = [
+        ("GET", "/v1/settlement/2026-11-20"),
+        ("GET", "/v1/risk/2026-11-20"),
+        ("GET", "/v1/txn/432100000007"),
+        ("GET", "/v1/merchants/822584053110001/statement/2026-11-20"),
+        ("GET", "/v1/digest"),
+        ("GET", "/v1/adjustments/2026-11-20"),
+        ("GET", "/v1/payouts/2026-11-23"),
+        ("POST", "/v1/transactions"),
+        ("POST", "/v1/recon/2026-11-20"),
+        ("POST", "/v1/recon/2026-11-20/resolve"),
+        ("POST", "/v1/payouts/2026-11-23/prepare"),
+        ("POST", "/v1/payouts/2026-11-23/approve"),
+        ("POST", "/v1/payouts/2026-11-23/export"),
+        ("POST", "/v1/payouts/2026-11-23/result"),
+    ];
+    for (m, path) in routes {
+        assert_eq!(call(&s, m, path, None, "").0, 401, "{m} {path}");
+        assert_eq!(
+            call(&s, m, path, Some("not-a-token"), "").0,
+            401,
+            "{m} {path}"
+        );
+    }
+    // 403 for the roles that may not
+    let operate = [
+        "/v1/transactions",
+        "/v1/recon/2026-11-20",
+        "/v1/recon/2026-11-20/resolve",
+        "/v1/payouts/2026-11-23/prepare",
+        "/v1/payouts/2026-11-23/export",
+        "/v1/payouts/2026-11-23/result",
+    ];
+    for path in operate {
+        for who in [&t.viewer, &t.approver] {
+            let (code, body) = call(&s, "POST", path, Some(who), "");
+            assert_eq!(code, 403, "{path}: {body}");
+            assert!(value(&body)["error"].as_str().unwrap().contains("may not"));
+        }
+    }
+    for who in [&t.viewer, &t.operator] {
+        assert_eq!(
+            call(&s, "POST", "/v1/payouts/2026-11-23/approve", Some(who), "").0,
+            403
+        );
+    }
+    // 400 naming the field
+    let (code, body) = call(&s, "GET", "/v1/settlement/20261120", Some(&t.viewer), "");
+    assert_eq!(code, 400);
+    assert!(
+        value(&body)["error"].as_str().unwrap().starts_with("date:"),
+        "{body}"
+    );
+    let (code, body) = call(
+        &s,
+        "POST",
+        "/v1/recon/2026-11-20/resolve",
+        Some(&t.operator),
+        r#"{"terminal_id":"10000002","rrn":"432100000002","txn_type":"sale","decision":"maybe","remark":"x"}"#,
+    );
+    assert_eq!(code, 400);
+    assert!(
+        value(&body)["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("decision:"),
+        "{body}"
+    );
+    // the token's name is the operator; maker-checker across two tokens
+    let (code, body) = call(
+        &s,
+        "POST",
+        "/v1/recon/2026-11-20/resolve",
+        Some(&t.operator),
+        r#"{"terminal_id":"10000002","rrn":"432100000002","txn_type":"sale","decision":"ledger","remark":"sent twice"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(value(&body)["operator"], "olga");
+    let (code, _) = call(
+        &s,
+        "POST",
+        "/v1/recon/2026-11-20/resolve",
+        Some(&t.operator),
+        r#"{"terminal_id":"10000002","rrn":"432100000002","txn_type":"sale","decision":"ledger","remark":"again"}"#,
+    );
+    assert_eq!(code, 409);
+    let (code, body) = call(
+        &s,
+        "POST",
+        "/v1/payouts/2026-11-23/prepare",
+        Some(&t.admin),
+        "",
+    );
+    assert_eq!(
+        (code, value(&body)["prepared_by"].clone()),
+        (200, Value::from("ada"))
+    );
+    let (code, body) = call(
+        &s,
+        "POST",
+        "/v1/payouts/2026-11-23/approve",
+        Some(&t.admin),
+        "",
+    );
+    assert_eq!(code, 409, "{body}");
+    let (code, body) = call(
+        &s,
+        "POST",
+        "/v1/payouts/2026-11-23/approve",
+        Some(&t.approver),
+        "",
+    );
+    assert_eq!(
+        (code, value(&body)["approved_by"].clone()),
+        (200, Value::from("bob"))
+    );
+    let (code, csv) = call(
+        &s,
+        "POST",
+        "/v1/payouts/2026-11-23/export",
+        Some(&t.operator),
+        "",
+    );
+    assert_eq!(code, 200);
+    assert!(
+        csv.starts_with("payout_date,payee_type,payee_id,name,account,amount\n"),
+        "{csv}"
+    );
+    let (_, body) = call(&s, "GET", "/v1/payouts/2026-11-23", Some(&t.viewer), "");
+    assert_eq!(
+        value(&body),
+        json(
+            d,
+            &[
+                "report",
+                "payout",
+                "--date",
+                "2026-11-23",
+                "--format",
+                "json"
+            ]
+        )
+    );
+    let (_, body) = call(&s, "GET", "/v1/digest", Some(&t.viewer), "");
+    assert_eq!(value(&body), json(d, &["digest", "--format", "json"]));
+    // the commands work beside the service, and what they record shows up
+    let extra = dir.path().join("late.jsonl");
+    std::fs::write(&extra, r#"{"txn_id": "L1", "type": "sale", "original_txn_id": null, "merchant_id": "822584053110003", "terminal_id": "10000004", "mcc": "8062", "channel": "wechat", "amount": "1.00", "currency": "CNY", "result": "approved", "decline_code": null, "rrn": "77", "stan": null, "card": null, "occurred_at": "2026-11-20T12:00:00+08:00"}"#).unwrap();
+    ok(clearing(d, &["ingest", &extra.display().to_string()]));
+    let (_, body) = call(&s, "GET", "/v1/txn/L1", Some(&t.viewer), "");
+    assert_eq!(value(&body)["transactions"][0]["txn_id"], "L1", "{body}");
+    // unauthenticated health
+    assert_eq!(call(&s, "GET", "/healthz", None, "").0, 200);
+    assert_eq!(call(&s, "GET", "/readyz", None, "").0, 200);
+    // SIGTERM stops it cleanly
+    let mut child = s.child.into_inner();
+    terminate(child.id());
+    assert!(child.wait().unwrap().success());
+}
+
+/// SIGTERM to a process.
+fn terminate(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_body_over_the_limit_is_413_and_requests_past_the_rate_are_429() {
+    let dir = ledger();
+    let file = dir.path().join("tokens.toml");
+    let t = tokens(&file);
+    let s = serve(
+        dir.path(),
+        &file,
+        &[],
+        &["--body-limit-bytes", "1000", "--requests-per-minute", "20"],
+    );
+    let big = "x".repeat(5000);
+    assert_eq!(
+        call(&s, "POST", "/v1/transactions", Some(&t.operator), &big).0,
+        413
+    );
+    let mut codes = Vec::new();
+    for _ in 0..25 {
+        codes.push(call(&s, "GET", "/v1/digest", Some(&t.viewer), "").0);
+    }
+    assert!(codes[..19].iter().all(|c| *c == 200), "{codes:?}");
+    assert_eq!(*codes.last().unwrap(), 429);
+    // another token has its own rate
+    assert_eq!(call(&s, "GET", "/v1/digest", Some(&t.admin), "").0, 200);
+}
+
+#[test]
+fn on_kafka_the_service_answers_what_the_commands_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = clearing_testkit::test_broker();
+    let prefix = format!("serve{}", std::process::id());
+    let k = [
+        "--kafka",
+        broker.as_str(),
+        "--topic-prefix",
+        prefix.as_str(),
+        "--partitions",
+        "4",
+    ];
+    let run = |args: &[&str]| {
+        let mut all = k.to_vec();
+        all.extend_from_slice(args);
+        ok(clearing(dir.path(), &all))
+    };
+    let f = |n: &str| fixture(n).display().to_string();
+    run(&[
+        "fees",
+        "load",
+        &f("fees.toml"),
+        "--holidays",
+        &f("holidays.txt"),
+    ]);
+    run(&[
+        "registry",
+        "load",
+        "--merchants",
+        &f("merchants.jsonl"),
+        "--intermediaries",
+        &f("intermediaries.jsonl"),
+    ]);
+    let file = dir.path().join("tokens.toml");
+    let t = tokens(&file);
+    let s = serve(dir.path(), &file, &k, &[]);
+    // transactions posted to the service are recorded on the topic
+    let body = std::fs::read_to_string(fixture("transactions.jsonl")).unwrap();
+    let (code, summary) = call(&s, "POST", "/v1/transactions", Some(&t.operator), &body);
+    assert_eq!(code, 200, "{summary}");
+    assert_eq!(value(&summary), common::expected("expected_ingest.json"));
+    let (_, report) = call(&s, "GET", "/v1/settlement/2026-11-20", Some(&t.viewer), "");
+    assert_eq!(
+        value(&report),
+        common::expected("expected_settlement_2026-11-20.json")
+    );
+    let cli = run(&[
+        "report",
+        "settlement",
+        "--date",
+        "2026-11-20",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(value(&report), value(&cli));
+}

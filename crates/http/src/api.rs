@@ -1,0 +1,304 @@
+//! The `/v1` routes of SPEC §12: each checks the token's role, parses its
+//! path and body (400 naming the field), and calls the use case whose
+//! command prints the same JSON.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use clearing_app::core::recon::{MatchKey, ReconType};
+use clearing_app::core::resolution::Decision;
+use clearing_app::core::Timestamp;
+use clearing_app::resolve::Resolve;
+use clearing_app::views::ReconView;
+use clearing_app::{Layout, Named};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{ApiError, Need, Options, Role, Shared};
+
+type S = State<Arc<Shared>>;
+type Answer = Result<Response, ApiError>;
+
+pub(crate) fn router(shared: Arc<Shared>, options: &Options) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .route("/v1/settlement/{date}", get(settlement))
+        .route("/v1/risk/{date}", get(risk))
+        .route("/v1/txn/{id}", get(txn))
+        .route("/v1/merchants/{id}/statement/{date}", get(statement))
+        .route("/v1/digest", get(digest))
+        .route("/v1/transactions", post(transactions))
+        .route("/v1/recon/{date}", post(recon))
+        .route("/v1/recon/{date}/resolve", post(resolve))
+        .route("/v1/adjustments/{date}", get(adjustments))
+        .route("/v1/payouts/{date}", get(payout))
+        .route("/v1/payouts/{date}/{step}", post(payout_step))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(DefaultBodyLimit::max(options.body_limit_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            options.request_timeout,
+        ))
+        .with_state(shared)
+}
+
+/// The token a request carries: who it is and what it may do.
+pub(crate) struct Caller {
+    name: String,
+    role: Role,
+}
+
+impl Caller {
+    fn may(&self, need: Need) -> Result<&str, ApiError> {
+        if self.role.may(need) {
+            Ok(&self.name)
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("the {} role may not do this", self.role.as_str()),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Shared>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Shared>) -> Result<Caller, ApiError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Authorization: Bearer TOKEN is required",
+                )
+            })?;
+        let t = s
+            .tokens
+            .find(presented.trim())
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown token"))?;
+        if !s.admit(&t.name) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("token {:?} is over its rate; try again in a minute", t.name),
+            ));
+        }
+        Ok(Caller {
+            name: t.name.clone(),
+            role: t.role,
+        })
+    }
+}
+
+/// The view as the command's `--format json` prints it.
+fn json(v: impl Serialize) -> Answer {
+    Ok(Json(v).into_response())
+}
+
+fn date(s: &str, field: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| ApiError::bad_request(format!("{field}: {s:?} is not a date (YYYY-MM-DD)")))
+}
+
+async fn settlement(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
+    c.may(Need::Read)?;
+    let d = date(&d, "date")?;
+    json(s.read(move |l| l.settlement(d)).await?)
+}
+
+async fn risk(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
+    c.may(Need::Read)?;
+    let d = date(&d, "date")?;
+    json(s.read(move |l| l.risk(d)).await?)
+}
+
+async fn txn(State(s): S, c: Caller, Path(id): Path<String>) -> Answer {
+    c.may(Need::Read)?;
+    json(s.read(move |l| l.stories(&id)).await?)
+}
+
+async fn statement(
+    State(s): S,
+    c: Caller,
+    Path((id, d)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Answer {
+    c.may(Need::Read)?;
+    let d = date(&d, "date")?;
+    let as_of = q
+        .get("as_of")
+        .map(|t| {
+            Timestamp::parse(t).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "as_of: {t:?} is not an RFC 3339 time with an offset"
+                ))
+            })
+        })
+        .transpose()?;
+    json(s.read(move |l| l.statement(&id, d, as_of.as_ref())).await?)
+}
+
+async fn digest(State(s): S, c: Caller) -> Answer {
+    c.may(Need::Read)?;
+    json(s.read(|l| l.digest()).await?)
+}
+
+async fn transactions(State(s): S, c: Caller, body: String) -> Answer {
+    c.may(Need::Operate)?;
+    json(
+        s.write(move |r| r.ingest("request", body.as_bytes(), |_| {}))
+            .await?,
+    )
+}
+
+async fn recon(
+    State(s): S,
+    c: Caller,
+    Path(d): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: String,
+) -> Answer {
+    c.may(Need::Operate)?;
+    let d = date(&d, "date")?;
+    let layout = match q.get("layout").map(String::as_str) {
+        None | Some("csv") => Layout::Csv,
+        Some("unionpay-fixed") => Layout::UnionpayFixed,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "layout: {other:?} is not csv or unionpay-fixed"
+            )))
+        }
+    };
+    let report = s
+        .write(move |r| r.reconcile("request", body.as_bytes(), layout, d))
+        .await?;
+    json(ReconView::of(&report))
+}
+
+/// A field of a JSON body, as a string.
+fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str, ApiError> {
+    v.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request(format!("{name}: a string is required")))
+}
+
+async fn resolve(State(s): S, c: Caller, Path(d): Path<String>, body: String) -> Answer {
+    let operator = c.may(Need::Operate)?.to_string();
+    let d = date(&d, "date")?;
+    let v: Value = serde_json::from_str(&body)
+        .map_err(|e| ApiError::bad_request(format!("body: not JSON: {e}")))?;
+    let txn_type = match field(&v, "txn_type")? {
+        "sale" => ReconType::Sale,
+        "refund" => ReconType::Refund,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "txn_type: {other:?} is not sale or refund"
+            )))
+        }
+    };
+    let decision = match field(&v, "decision")? {
+        "ledger" => Decision::Ledger,
+        "channel" => Decision::Channel,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "decision: {other:?} is not ledger or channel"
+            )))
+        }
+    };
+    let key = MatchKey {
+        terminal_id: field(&v, "terminal_id")?.to_string(),
+        rrn: field(&v, "rrn")?.to_string(),
+        txn_type,
+    };
+    let remark = field(&v, "remark")?.to_string();
+    json(
+        s.write(move |r| {
+            r.resolve_break(&Resolve {
+                date: d,
+                key,
+                decision,
+                operator: &operator,
+                remark: &remark,
+            })
+        })
+        .await?,
+    )
+}
+
+async fn adjustments(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
+    c.may(Need::Read)?;
+    let d = date(&d, "date")?;
+    json(s.read(move |l| l.adjustments(d)).await?)
+}
+
+async fn payout(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
+    c.may(Need::Read)?;
+    let d = date(&d, "date")?;
+    json(s.read(move |l| l.payout(d)).await?)
+}
+
+/// `prepare`, `approve` and `result` answer JSON; `export` answers the
+/// bank's CSV itself (what the command writes to `--out`).
+async fn payout_step(
+    State(s): S,
+    c: Caller,
+    Path((d, step)): Path<(String, String)>,
+    body: String,
+) -> Answer {
+    let d = date(&d, "date")?;
+    match step.as_str() {
+        "prepare" => {
+            let by = c.may(Need::Operate)?.to_string();
+            json(s.write(move |r| r.prepare_payout(d, &by)).await?)
+        }
+        "approve" => {
+            let by = c.may(Need::Approve)?.to_string();
+            json(s.write(move |r| r.approve_payout(d, &by)).await?)
+        }
+        "export" => {
+            let by = c.may(Need::Operate)?.to_string();
+            let csv = s
+                .write(move |r| {
+                    let mut csv = String::new();
+                    r.export_payout(d, Some(&by), |c| {
+                        csv = c.to_string();
+                        Ok(())
+                    })?;
+                    Ok(csv)
+                })
+                .await?;
+            Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
+        }
+        "result" => {
+            let by = c.may(Need::Operate)?.to_string();
+            json(
+                s.write(move |r| {
+                    r.record_bank_result(
+                        d,
+                        Named {
+                            name: "request",
+                            text: &body,
+                        },
+                        Some(&by),
+                    )
+                })
+                .await?,
+            )
+        }
+        other => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no payout step {other:?}: prepare, approve, export or result"),
+        )),
+    }
+}

@@ -207,6 +207,43 @@ impl Recorder {
 }
 
 impl ReadLedger {
+    /// The latest reconciliation run of `date` as recorded, with its breaks
+    /// and how they were resolved (what a rerun of its file prints).
+    pub fn recon(&self, date: NaiveDate) -> Result<crate::ReconReport, AppError> {
+        let p = self.projector();
+        let run = p.recon_latest(date)?.ok_or_else(|| {
+            AppError::not_found(format!("no reconciliation run is recorded for {date}"))
+        })?;
+        let run = run.value;
+        let breaks = p
+            .recon_breaks(date, &run.file_sha256)?
+            .into_iter()
+            .map(|b| b.value.finding)
+            .collect();
+        let resolutions = p
+            .resolutions(date)?
+            .iter()
+            .map(|r| (r.value.key.clone(), ResolutionNote::of(r)))
+            .collect();
+        Ok(crate::ReconReport {
+            run: clearing_recon::Report {
+                business_date: run.business_date,
+                file: run.file,
+                file_sha256: run.file_sha256,
+                layout: run.layout,
+                lines: run.lines,
+                bad_lines: run.bad_lines,
+                bad: Vec::new(),
+                counts: run.counts,
+                breaks,
+                held: run.held,
+                carried_in: 0,
+                already_recorded: true,
+            },
+            resolutions,
+        })
+    }
+
     /// `report adjustments --date D`: the adjustments `channel` decisions
     /// recorded for breaks of D, by merchant, terminal and rrn.
     pub fn adjustments(&self, date: NaiveDate) -> Result<AdjustmentsView, AppError> {

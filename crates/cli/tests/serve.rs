@@ -163,6 +163,10 @@ fn every_read_route_answers_what_its_command_prints_and_every_route_checks_the_r
         ("POST", "/v1/payouts/2026-11-23/approve"),
         ("POST", "/v1/payouts/2026-11-23/export"),
         ("POST", "/v1/payouts/2026-11-23/result"),
+        ("GET", "/v1/recon/2026-11-20"),
+        ("POST", "/v1/fees"),
+        ("POST", "/v1/registry"),
+        ("GET", "/metrics"),
     ];
     for (m, path) in routes {
         assert_eq!(call(&s, m, path, None, "").0, 401, "{m} {path}");
@@ -299,6 +303,91 @@ fn every_read_route_answers_what_its_command_prints_and_every_route_checks_the_r
     ok(clearing(d, &["ingest", &extra.display().to_string()]));
     let (_, body) = call(&s, "GET", "/v1/txn/L1", Some(&t.viewer), "");
     assert_eq!(value(&body)["transactions"][0]["txn_id"], "L1", "{body}");
+    // the date's latest run, as a rerun of its file prints it
+    let (code, body) = call(&s, "GET", "/v1/recon/2026-11-20", Some(&t.viewer), "");
+    assert_eq!(code, 200, "{body}");
+    let f = fixture("channel-2026-11-20.csv").display().to_string();
+    let rerun = value(&ok(clearing(
+        d,
+        &[
+            "recon",
+            "--file",
+            &f,
+            "--date",
+            "2026-11-20",
+            "--format",
+            "json",
+        ],
+    )));
+    assert_eq!(value(&body), rerun);
+    // reference loads are the admin's
+    let fees = std::fs::read_to_string(fixture("fees.toml")).unwrap();
+    let body = serde_json::json!({ "fees": fees }).to_string();
+    assert_eq!(
+        call(&s, "POST", "/v1/fees", Some(&t.operator), &body).0,
+        403
+    );
+    let (code, loaded) = call(&s, "POST", "/v1/fees", Some(&t.admin), &body);
+    assert_eq!(code, 200, "{loaded}");
+    assert_eq!(
+        value(&loaded)["changed"],
+        true,
+        "no holidays: another calendar"
+    );
+    let (code, body) = call(
+        &s,
+        "POST",
+        "/v1/registry",
+        Some(&t.admin),
+        r#"{"intermediaries": 1}"#,
+    );
+    assert_eq!(code, 400);
+    assert!(
+        value(&body)["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("merchants:"),
+        "{body}"
+    );
+    // metrics: any token; Prometheus text with the routes answered
+    assert_eq!(call(&s, "GET", "/metrics", None, "").0, 401);
+    let (code, text) = call(&s, "GET", "/metrics", Some(&t.viewer), "");
+    assert_eq!(code, 200);
+    let samples: Vec<(String, f64)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (name, v) = l.rsplit_once(' ').unwrap_or_else(|| panic!("sample: {l}"));
+            (
+                name.to_string(),
+                v.parse::<f64>().unwrap_or_else(|_| panic!("value: {l}")),
+            )
+        })
+        .collect();
+    let sample = |name: &str| samples.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    assert!(
+        sample(r#"clearing_http_requests_total{route="/v1/settlement/{date}",status="200"}"#)
+            >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(r#"clearing_http_requests_total{route="/v1/payouts/{date}/{step}",status="409"}"#)
+            >= Some(1.0)
+    );
+    assert_eq!(
+        sample(r#"clearing_payout_lines{status="pending"}"#),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(text.contains("clearing_build_info{version="), "{text}");
+    assert!(
+        text.contains("clearing_http_request_duration_seconds_bucket{route="),
+        "{text}"
+    );
+    assert!(
+        !text.contains("822584053110001"),
+        "no merchant id as a label"
+    );
     // unauthenticated health
     assert_eq!(call(&s, "GET", "/healthz", None, "").0, 200);
     assert_eq!(call(&s, "GET", "/readyz", None, "").0, 200);

@@ -36,11 +36,15 @@ pub(crate) fn router(shared: Arc<Shared>, options: &Options) -> Router {
         .route("/v1/merchants/{id}/statement/{date}", get(statement))
         .route("/v1/digest", get(digest))
         .route("/v1/transactions", post(transactions))
-        .route("/v1/recon/{date}", post(recon))
+        .route("/v1/recon/{date}", post(recon).get(recon_latest))
+        .route("/v1/fees", post(fees))
+        .route("/v1/registry", post(registry))
         .route("/v1/recon/{date}/resolve", post(resolve))
         .route("/v1/adjustments/{date}", get(adjustments))
         .route("/v1/payouts/{date}", get(payout))
         .route("/v1/payouts/{date}/{step}", post(payout_step))
+        .route("/metrics", get(metrics_text))
+        .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(options.body_limit_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -186,6 +190,91 @@ async fn recon(
     json(ReconView::of(&report))
 }
 
+async fn recon_latest(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
+    c.may(Need::Read)?;
+    let d = date(&d, "date")?;
+    let report = s.read(move |l| l.recon(d)).await?;
+    json(ReconView::of(&report))
+}
+
+/// `/metrics`: any token.
+async fn metrics_text(State(s): S, c: Caller) -> Answer {
+    c.may(Need::Read)?;
+    s.read(|l| crate::metrics::ledger_gauges(l)).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response())
+}
+
+/// A JSON body: an object.
+fn object(body: &str) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_str(body)
+        .map_err(|e| ApiError::bad_request(format!("body: not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request("body: a JSON object is required"));
+    }
+    Ok(v)
+}
+
+/// An optional string field of a JSON body.
+fn optional<'a>(v: &'a Value, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match v.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "{name}: a string is required"
+        ))),
+    }
+}
+
+/// `{"fees": TOML, "holidays": TEXT}`: `fees load`.
+async fn fees(State(s): S, c: Caller, body: String) -> Answer {
+    c.may(Need::Administer)?;
+    let v = object(&body)?;
+    let fees = field(&v, "fees")?.to_string();
+    let holidays = optional(&v, "holidays")?.map(str::to_string);
+    json(
+        s.write(move |r| {
+            r.load_fees(
+                Named {
+                    name: "fees",
+                    text: &fees,
+                },
+                holidays.as_deref().map(|h| Named {
+                    name: "holidays",
+                    text: h,
+                }),
+            )
+        })
+        .await?,
+    )
+}
+
+/// `{"merchants": JSONL, "intermediaries": JSONL}`: `registry load`.
+async fn registry(State(s): S, c: Caller, body: String) -> Answer {
+    c.may(Need::Administer)?;
+    let v = object(&body)?;
+    let merchants = field(&v, "merchants")?.to_string();
+    let intermediaries = optional(&v, "intermediaries")?.map(str::to_string);
+    json(
+        s.write(move |r| {
+            r.load_registry(
+                Named {
+                    name: "merchants",
+                    text: &merchants,
+                },
+                intermediaries.as_deref().map(|i| Named {
+                    name: "intermediaries",
+                    text: i,
+                }),
+            )
+        })
+        .await?,
+    )
+}
+
 /// A field of a JSON body, as a string.
 fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str, ApiError> {
     v.get(name)
@@ -196,8 +285,7 @@ fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str, ApiError> {
 async fn resolve(State(s): S, c: Caller, Path(d): Path<String>, body: String) -> Answer {
     let operator = c.may(Need::Operate)?.to_string();
     let d = date(&d, "date")?;
-    let v: Value = serde_json::from_str(&body)
-        .map_err(|e| ApiError::bad_request(format!("body: not JSON: {e}")))?;
+    let v = object(&body)?;
     let txn_type = match field(&v, "txn_type")? {
         "sale" => ReconType::Sale,
         "refund" => ReconType::Refund,

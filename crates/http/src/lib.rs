@@ -9,6 +9,7 @@
 //! keep working on the same data dir between requests (ADR 13).
 
 mod api;
+mod metrics;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ pub(crate) struct Shared {
     pub(crate) tokens: Tokens,
     /// One request at a time uses the ledger's stores.
     ledger: Mutex<()>,
+    pub(crate) metrics: metrics_exporter_prometheus::PrometheusHandle,
     rate: Mutex<HashMap<String, (Instant, u32)>>,
     requests_per_minute: u32,
 }
@@ -144,6 +146,7 @@ pub fn serve(
         cfg,
         tokens,
         ledger: Mutex::new(()),
+        metrics: metrics::install()?,
         rate: Mutex::new(HashMap::new()),
         requests_per_minute: options.requests_per_minute,
     });

@@ -1,0 +1,67 @@
+//! `/metrics`: Prometheus text. Requests are counted and timed by route
+//! template and status as they are answered; the ledger's own figures
+//! (positions applied, payout lines by status) are read when scraped.
+//! Never a merchant id, card or token as a label.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use clearing_app::core::payout::LineStatus;
+use clearing_app::{AppError, ReadLedger};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub(crate) const REQUESTS: &str = "clearing_http_requests_total";
+pub(crate) const LATENCY: &str = "clearing_http_request_duration_seconds";
+
+/// Installs the process's recorder (once) and records the build.
+pub(crate) fn install() -> Result<PrometheusHandle, AppError> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(LATENCY.to_string()),
+            &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0],
+        )
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| AppError::storage(format!("metrics: {e}")))?;
+    metrics::gauge!("clearing_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+/// Counts and times every routed request.
+pub(crate) async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(REQUESTS, "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!(LATENCY, "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Sets the gauges read from the ledger at scrape time.
+pub(crate) fn ledger_gauges(l: &ReadLedger) -> Result<(), AppError> {
+    for (partition, next) in l.projector().stored_positions().iter() {
+        metrics::gauge!(
+            "clearing_projection_next_offset",
+            "topic" => "events",
+            "partition" => partition.to_string()
+        )
+        .set(next as f64);
+    }
+    let mut lines = [0u64; 3];
+    for b in l.payout_batches()? {
+        for s in b.line_statuses().values() {
+            lines[*s as usize] += 1;
+        }
+    }
+    for s in LineStatus::ALL {
+        metrics::gauge!("clearing_payout_lines", "status" => s.as_str())
+            .set(lines[s as usize] as f64);
+    }
+    Ok(())
+}

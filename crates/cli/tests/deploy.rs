@@ -50,8 +50,11 @@ fn tested_kafka_version() -> String {
 
 /// The environment variables `clearing` reads, from its own help.
 fn settings_clearing_reads() -> String {
-    let out = Command::new(BIN).arg("--help").output().unwrap();
-    String::from_utf8(out.stdout).unwrap()
+    let help = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    help(&["--help"]) + &help(&["serve", "--help"])
 }
 
 #[test]

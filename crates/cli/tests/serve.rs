@@ -388,6 +388,29 @@ fn every_read_route_answers_what_its_command_prints_and_every_route_checks_the_r
         !text.contains("822584053110001"),
         "no merchant id as a label"
     );
+    // the OpenAPI document lists every route with its method
+    let (code, doc) = call(&s, "GET", "/v1/openapi.json", None, "");
+    assert_eq!(code, 200);
+    let doc = value(&doc);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for (m, path) in routes {
+        let template = path
+            .replace("2026-11-20", "{date}")
+            .replace("2026-11-23", "{date}")
+            .replace("/prepare", "/{step}")
+            .replace("/approve", "/{step}")
+            .replace("/export", "/{step}")
+            .replace("/result", "/{step}")
+            .replace("432100000007", "{id}")
+            .replace("822584053110001", "{id}");
+        let op = &doc["paths"][&template][m.to_lowercase()];
+        assert!(op.is_object(), "{m} {template} is not in the document");
+        assert!(op["responses"]["403"].is_object(), "{m} {template}");
+    }
     // unauthenticated health
     assert_eq!(call(&s, "GET", "/healthz", None, "").0, 200);
     assert_eq!(call(&s, "GET", "/readyz", None, "").0, 200);

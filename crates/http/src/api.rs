@@ -44,6 +44,7 @@ pub(crate) fn router(shared: Arc<Shared>, options: &Options) -> Router {
         .route("/v1/payouts/{date}", get(payout))
         .route("/v1/payouts/{date}/{step}", post(payout_step))
         .route("/metrics", get(metrics_text))
+        .route("/v1/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn(crate::metrics::track))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(options.body_limit_bytes))
@@ -115,23 +116,27 @@ fn date(s: &str, field: &str) -> Result<NaiveDate, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{field}: {s:?} is not a date (YYYY-MM-DD)")))
 }
 
+#[utoipa::path(get, path = "/v1/settlement/{date}", params(("date" = String, Path, description = "YYYY-MM-DD")), responses((status = 200, description = "SPEC §7: what `report settlement --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn settlement(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
     c.may(Need::Read)?;
     let d = date(&d, "date")?;
     json(s.read(move |l| l.settlement(d)).await?)
 }
 
+#[utoipa::path(get, path = "/v1/risk/{date}", params(("date" = String, Path, description = "YYYY-MM-DD")), responses((status = 200, description = "SPEC §7, §11: what `report risk --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn risk(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
     c.may(Need::Read)?;
     let d = date(&d, "date")?;
     json(s.read(move |l| l.risk(d)).await?)
 }
 
+#[utoipa::path(get, path = "/v1/txn/{id}", params(("id" = String, Path, description = "txn_id or rrn")), responses((status = 200, description = "SPEC §9: what `txn show --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn txn(State(s): S, c: Caller, Path(id): Path<String>) -> Answer {
     c.may(Need::Read)?;
     json(s.read(move |l| l.stories(&id)).await?)
 }
 
+#[utoipa::path(get, path = "/v1/merchants/{id}/statement/{date}", params(("id" = String, Path, description = "merchant id"), ("date" = String, Path, description = "YYYY-MM-DD"), ("as_of" = String, Query, description = "RFC 3339 time, optional")), responses((status = 200, description = "what `merchant statement --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn statement(
     State(s): S,
     c: Caller,
@@ -153,11 +158,13 @@ async fn statement(
     json(s.read(move |l| l.statement(&id, d, as_of.as_ref())).await?)
 }
 
+#[utoipa::path(get, path = "/v1/digest", responses((status = 200, description = "what `digest --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn digest(State(s): S, c: Caller) -> Answer {
     c.may(Need::Read)?;
     json(s.read(|l| l.digest()).await?)
 }
 
+#[utoipa::path(post, path = "/v1/transactions", request_body(content = String, description = "transaction lines, as `ingest` reads them"), responses((status = 200, description = "what `ingest --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn transactions(State(s): S, c: Caller, body: String) -> Answer {
     c.may(Need::Operate)?;
     json(
@@ -166,6 +173,7 @@ async fn transactions(State(s): S, c: Caller, body: String) -> Answer {
     )
 }
 
+#[utoipa::path(post, path = "/v1/recon/{date}", params(("date" = String, Path, description = "YYYY-MM-DD"), ("layout" = String, Query, description = "csv or unionpay-fixed")), request_body(content = String, description = "the channel clearing file"), responses((status = 200, description = "SPEC §11: what `recon --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn recon(
     State(s): S,
     c: Caller,
@@ -190,6 +198,7 @@ async fn recon(
     json(ReconView::of(&report))
 }
 
+#[utoipa::path(get, path = "/v1/recon/{date}", params(("date" = String, Path, description = "YYYY-MM-DD")), responses((status = 200, description = "the latest run of the date, as a rerun of its file prints it", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn recon_latest(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
     c.may(Need::Read)?;
     let d = date(&d, "date")?;
@@ -198,6 +207,7 @@ async fn recon_latest(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
 }
 
 /// `/metrics`: any token.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn metrics_text(State(s): S, c: Caller) -> Answer {
     c.may(Need::Read)?;
     s.read(|l| crate::metrics::ledger_gauges(l)).await?;
@@ -230,6 +240,7 @@ fn optional<'a>(v: &'a Value, name: &str) -> Result<Option<&'a str>, ApiError> {
 }
 
 /// `{"fees": TOML, "holidays": TEXT}`: `fees load`.
+#[utoipa::path(post, path = "/v1/fees", request_body(content = String, description = "a JSON object: fees (the TOML text), holidays (optional)"), responses((status = 200, description = "the fee schedule loaded", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn fees(State(s): S, c: Caller, body: String) -> Answer {
     c.may(Need::Administer)?;
     let v = object(&body)?;
@@ -253,6 +264,7 @@ async fn fees(State(s): S, c: Caller, body: String) -> Answer {
 }
 
 /// `{"merchants": JSONL, "intermediaries": JSONL}`: `registry load`.
+#[utoipa::path(post, path = "/v1/registry", request_body(content = String, description = "a JSON object: merchants (JSON lines), intermediaries (optional)"), responses((status = 200, description = "the registry loaded", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn registry(State(s): S, c: Caller, body: String) -> Answer {
     c.may(Need::Administer)?;
     let v = object(&body)?;
@@ -282,6 +294,7 @@ fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("{name}: a string is required")))
 }
 
+#[utoipa::path(post, path = "/v1/recon/{date}/resolve", params(("date" = String, Path, description = "YYYY-MM-DD")), request_body(content = String, description = "a JSON object: terminal_id, rrn, txn_type, decision, remark"), responses((status = 200, description = "SPEC §14: what `recon resolve --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn resolve(State(s): S, c: Caller, Path(d): Path<String>, body: String) -> Answer {
     let operator = c.may(Need::Operate)?.to_string();
     let d = date(&d, "date")?;
@@ -324,12 +337,14 @@ async fn resolve(State(s): S, c: Caller, Path(d): Path<String>, body: String) ->
     )
 }
 
+#[utoipa::path(get, path = "/v1/adjustments/{date}", params(("date" = String, Path, description = "YYYY-MM-DD")), responses((status = 200, description = "SPEC §14: what `report adjustments --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn adjustments(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
     c.may(Need::Read)?;
     let d = date(&d, "date")?;
     json(s.read(move |l| l.adjustments(d)).await?)
 }
 
+#[utoipa::path(get, path = "/v1/payouts/{date}", params(("date" = String, Path, description = "YYYY-MM-DD")), responses((status = 200, description = "SPEC §13: what `report payout --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn payout(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
     c.may(Need::Read)?;
     let d = date(&d, "date")?;
@@ -338,6 +353,7 @@ async fn payout(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
 
 /// `prepare`, `approve` and `result` answer JSON; `export` answers the
 /// bank's CSV itself (what the command writes to `--out`).
+#[utoipa::path(post, path = "/v1/payouts/{date}/{step}", params(("date" = String, Path, description = "YYYY-MM-DD"), ("step" = String, Path, description = "prepare, approve, export or result")), request_body(content = String, description = "empty, or the bank return file for result"), responses((status = 200, description = "SPEC §13: the batch (prepare, approve), the bank CSV (export), the bank result (result)", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn payout_step(
     State(s): S,
     c: Caller,
@@ -389,4 +405,44 @@ async fn payout_step(
             format!("no payout step {other:?}: prepare, approve, export or result"),
         )),
     }
+}
+
+/// The error body of every refusal.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ErrorBody {
+    /// One line: what is wrong, naming the field for bad input.
+    error: String,
+}
+
+/// The OpenAPI 3 document of the routes above, generated from their
+/// annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "clearing ledger", description = "The operators' service of SPEC §12"),
+    paths(settlement, risk, txn, statement, digest, transactions, recon, recon_latest,
+        metrics_text, fees, registry, resolve, adjustments, payout, payout_step),
+    components(schemas(ErrorBody)),
+    modifiers(&Bearer)
+)]
+pub(crate) struct ApiDoc;
+
+/// `Authorization: Bearer TOKEN` on every route that takes a token.
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `GET /v1/openapi.json`: unauthenticated, like the health routes.
+async fn openapi() -> Response {
+    use utoipa::OpenApi;
+    Json(ApiDoc::openapi()).into_response()
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one command that runs every test of the clearing ledger.
 #
-# It needs nothing but the Rust toolchain, python3, Java 17 with Maven, and
-# apt (Debian): it builds what the tests use, installs hledger (once),
+# It needs nothing but the Rust toolchain, python3, Java 17 with Maven,
+# Node.js with npm, and apt (Debian): it builds what the tests use,
+# installs hledger and chromium (once) and playwright-core (into target/),
 # fetches Apache Kafka 4.4 from Maven Central (once, cached), starts it on
 # 127.0.0.1 for the Kafka tests, and stops it by its PID at the end, also
 # when tests fail. It is what the README's test command and .ci/run call.
@@ -35,6 +36,22 @@ if ! command -v hledger >/dev/null 2>&1; then
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hledger >/dev/null
 fi
 hledger --version
+
+echo "== browser (Debian's chromium, driven headless by playwright-core from npm, for the dashboard test)"
+# (a CJK font, so that 一清/二清 and merchant names render in screenshots)
+if ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/fonts/truetype/wqy ]; then
+    as_root=()
+    [ "$(id -u)" = 0 ] || as_root=(sudo -n)
+    "${as_root[@]}" apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-wqy-zenhei >/dev/null
+fi
+chromium --version
+if [ ! -d target/browser/node_modules/playwright-core ]; then
+    npm install --silent --no-audit --no-fund --prefix target/browser playwright-core@1.65.1
+fi
+CLEARING_TEST_NODE_PATH=$PWD/target/browser/node_modules
+CLEARING_TEST_CHROMIUM=$(command -v chromium)
+export CLEARING_TEST_NODE_PATH CLEARING_TEST_CHROMIUM
 
 echo "== broker (Apache Kafka, KRaft, one node)"
 log=$(mktemp)

@@ -411,6 +411,30 @@ fn every_read_route_answers_what_its_command_prints_and_every_route_checks_the_r
         assert!(op.is_object(), "{m} {template} is not in the document");
         assert!(op["responses"]["403"].is_object(), "{m} {template}");
     }
+    // the dashboard comes from the binary and reads only documented routes
+    let (code, page) = call(&s, "GET", "/", None, "");
+    assert_eq!(code, 200);
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    for outside in ["src=\"http", "href=\"http", "src=\"//", "@import"] {
+        assert!(!page.contains(outside), "the page loads {outside}…");
+    }
+    for used in [
+        "/v1/settlement/",
+        "/v1/risk/",
+        "/v1/recon/",
+        "/v1/payouts/",
+        "/v1/txn/",
+    ] {
+        assert!(page.contains(used), "{used}");
+        assert!(
+            doc["paths"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|p| p.starts_with(used)),
+            "{used} is not in the OpenAPI document"
+        );
+    }
     // unauthenticated health
     assert_eq!(call(&s, "GET", "/healthz", None, "").0, 200);
     assert_eq!(call(&s, "GET", "/readyz", None, "").0, 200);

@@ -28,6 +28,7 @@ type Answer = Result<Response, ApiError>;
 
 pub(crate) fn router(shared: Arc<Shared>, options: &Options) -> Router {
     Router::new()
+        .route("/", get(dashboard))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
         .route("/v1/settlement/{date}", get(settlement))
@@ -204,6 +205,12 @@ async fn recon_latest(State(s): S, c: Caller, Path(d): Path<String>) -> Answer {
     let d = date(&d, "date")?;
     let report = s.read(move |l| l.recon(d)).await?;
     json(ReconView::of(&report))
+}
+
+/// The dashboard: one page from the binary, no asset from elsewhere; it
+/// signs in with a token and reads the routes below.
+async fn dashboard() -> Response {
+    axum::response::Html(include_str!("dashboard.html")).into_response()
 }
 
 /// `/metrics`: any token.

@@ -380,6 +380,21 @@ fn every_read_route_answers_what_its_command_prints_and_every_route_checks_the_r
         "{text}"
     );
     assert!(text.contains("clearing_build_info{version="), "{text}");
+    let breaks = |c: &str, r: &str| {
+        sample(&format!(
+            "clearing_reconciliation_breaks{{category=\"{c}\",resolution=\"{r}\"}}"
+        ))
+    };
+    assert_eq!(
+        breaks("duplicate_in_channel", "ledger"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        breaks("missing_in_channel", "unresolved"),
+        Some(5.0),
+        "{text}"
+    );
     assert!(
         text.contains("clearing_http_request_duration_seconds_bucket{route="),
         "{text}"
@@ -535,4 +550,14 @@ fn on_kafka_the_service_answers_what_the_commands_print() {
         "json",
     ]);
     assert_eq!(value(&report), value(&cli));
+    // what the service ingested is counted by outcome and reject reason
+    let (_, text) = call(&s, "GET", "/metrics", Some(&t.viewer), "");
+    assert!(
+        text.contains("clearing_ingest_lines_total{outcome=\"accepted\"} 16"),
+        "{text}"
+    );
+    assert!(
+        text.contains("clearing_rejects_total{reason=\"invalid_json\"} 1"),
+        "{text}"
+    );
 }

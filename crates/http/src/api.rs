@@ -168,10 +168,11 @@ async fn digest(State(s): S, c: Caller) -> Answer {
 #[utoipa::path(post, path = "/v1/transactions", request_body(content = String, description = "transaction lines, as `ingest` reads them"), responses((status = 200, description = "what `ingest --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]
 async fn transactions(State(s): S, c: Caller, body: String) -> Answer {
     c.may(Need::Operate)?;
-    json(
-        s.write(move |r| r.ingest("request", body.as_bytes(), |_| {}))
-            .await?,
-    )
+    let summary = s
+        .write(move |r| r.ingest("request", body.as_bytes(), |_| {}))
+        .await?;
+    crate::metrics::ingested(&summary);
+    json(summary)
 }
 
 #[utoipa::path(post, path = "/v1/recon/{date}", params(("date" = String, Path, description = "YYYY-MM-DD"), ("layout" = String, Query, description = "csv or unionpay-fixed")), request_body(content = String, description = "the channel clearing file"), responses((status = 200, description = "SPEC §11: what `recon --format json` prints", body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)), security(("bearer" = [])))]

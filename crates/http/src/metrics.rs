@@ -1,6 +1,8 @@
 //! `/metrics`: Prometheus text. Requests are counted and timed by route
 //! template and status as they are answered; the ledger's own figures
-//! (positions applied, payout lines by status) are read when scraped.
+//! (positions applied, payout lines by status, reconciliation breaks by
+//! category and resolution) are read when scraped; lines ingested through
+//! the service are counted by outcome and reject reason.
 //! Never a merchant id, card or token as a label.
 
 use std::time::Instant;
@@ -26,6 +28,16 @@ pub(crate) fn install() -> Result<PrometheusHandle, AppError> {
         .map_err(|e| AppError::storage(format!("metrics: {e}")))?;
     metrics::gauge!("clearing_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
+}
+
+/// Counts what an ingest through the service accepted and rejected.
+pub(crate) fn ingested(s: &clearing_app::IngestSummary) {
+    metrics::counter!("clearing_ingest_lines_total", "outcome" => "accepted").increment(s.accepted);
+    metrics::counter!("clearing_ingest_lines_total", "outcome" => "duplicate")
+        .increment(s.duplicates);
+    for (reason, n) in &s.rejected {
+        metrics::counter!("clearing_rejects_total", "reason" => reason.to_string()).increment(*n);
+    }
 }
 
 /// Counts and times every routed request.
@@ -62,6 +74,31 @@ pub(crate) fn ledger_gauges(l: &ReadLedger) -> Result<(), AppError> {
     for s in LineStatus::ALL {
         metrics::gauge!("clearing_payout_lines", "status" => s.as_str())
             .set(lines[s as usize] as f64);
+    }
+    // breaks of every date's latest run, by category and how resolved
+    let p = l.projector();
+    let mut breaks: std::collections::BTreeMap<(&'static str, &'static str), u64> =
+        Default::default();
+    for run in p.recon_latest_runs()? {
+        let date = run.value.business_date;
+        let resolved: std::collections::HashMap<_, _> = p
+            .resolutions(date)?
+            .into_iter()
+            .map(|r| (r.value.key.clone(), r.value.decision.as_str()))
+            .collect();
+        for b in p.recon_breaks(date, &run.value.file_sha256)? {
+            let f = &b.value.finding;
+            let how = resolved.get(&f.key).copied().unwrap_or("unresolved");
+            *breaks.entry((f.category.as_str(), how)).or_default() += 1;
+        }
+    }
+    for ((category, resolution), n) in breaks {
+        metrics::gauge!(
+            "clearing_reconciliation_breaks",
+            "category" => category,
+            "resolution" => resolution
+        )
+        .set(n as f64);
     }
     Ok(())
 }

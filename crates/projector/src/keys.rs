@@ -164,6 +164,8 @@ pub enum Prefix<'a> {
     IntermediaryVersions(&'a str),
     FeeSchedules,
     ReconBreaks(NaiveDate, &'a str),
+    /// The latest run of every date.
+    ReconLatestAll,
     /// Every payout batch's events.
     Payouts,
     PayoutOf(NaiveDate),
@@ -186,6 +188,7 @@ impl Prefix<'_> {
             Prefix::IntermediaryVersions(id) => join(&[b"intermediary/", id.as_bytes(), b"\0"]),
             Prefix::FeeSchedules => b"fees/".to_vec(),
             Prefix::ReconBreaks(date, sha) => format!("recon/break/{date}/{sha}/").into_bytes(),
+            Prefix::ReconLatestAll => b"recon/latest/".to_vec(),
             Prefix::Payouts => b"payout/".to_vec(),
             Prefix::PayoutOf(date) => format!("payout/{date}/").into_bytes(),
             Prefix::Resolutions => b"resolution/".to_vec(),

@@ -49,6 +49,23 @@ impl Projector {
         }
     }
 
+    /// The latest reconciliation run of every date, by date.
+    pub fn recon_latest_runs(&self) -> Result<Vec<Recorded<ReconciliationRun>>, ProjectorError> {
+        let prefix = Prefix::ReconLatestAll.bytes();
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(&prefix) {
+            let (k, sha) = kv.map_err(|e| self.storage(e))?;
+            let date = std::str::from_utf8(&k[prefix.len()..])
+                .ok()
+                .and_then(|d| d.parse::<NaiveDate>().ok())
+                .ok_or_else(|| self.corrupt("recon/latest key"))?;
+            if let Some(run) = self.recon_run(date, &String::from_utf8_lossy(&sha))? {
+                out.push(run);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every fee schedule recorded, oldest first.
     pub fn fee_schedules(
         &self,

@@ -26,7 +26,8 @@ async function main() {
     // sign in as the operator and read the day's totals
     await page.fill("#token", operator);
     await page.click("#signin");
-    await page.waitForSelector("#total-net");
+    // every section is read once "signed in" shows
+    await page.waitForFunction(() => document.querySelector("#who").textContent === "signed in");
     const totalNet = await page.textContent("#total-net");
     const totalSales = await page.textContent("#total-sales");
     const flagged = await page.locator("#flags tbody tr").count();
@@ -52,7 +53,7 @@ async function main() {
     // sign in as the approver and approve it
     await page.fill("#token", approver);
     await page.click("#signin");
-    await page.waitForSelector("#payout-total");
+    await page.waitForFunction(() => document.querySelector("#who").textContent === "signed in");
     await page.click("#approve");
     await page.waitForFunction(() => document.querySelector("#payout tfoot")?.textContent.includes("approved by bob"));
     const approved = await page.textContent("#payout tfoot");

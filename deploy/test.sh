@@ -65,7 +65,7 @@ echo "== tests"
 status=0
 # Release mode: the build above is reused, and the kill and cluster tests
 # push 100,000-line days through the binary.
-cargo test --release --workspace --locked 2>&1 | tee "$log" || status=$?
+cargo test --release --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 
 echo "== fuzzing (cargo fuzz: every parser and decoder of outside input, ${CLEARING_FUZZ_SECS:-20} s each)"
 # cargo fuzz needs rustc's unstable sanitizer flags; RUSTC_BOOTSTRAP lets

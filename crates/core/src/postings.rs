@@ -47,9 +47,38 @@ pub const FEE_INCOME: &str = "income:fees";
 
 pub fn payable_account(route: &Route) -> String {
     match (&route.clearing, &route.intermediary_id) {
-        (Clearing::SecondParty, Some(i)) => format!("liabilities:intermediary_payable:{i}"),
-        _ => format!("liabilities:merchant_payable:{}", route.merchant_id),
+        (Clearing::SecondParty, Some(i)) => intermediary_payable(i),
+        _ => merchant_payable(&route.merchant_id),
     }
+}
+
+/// What the acquirer owes a first-party merchant.
+pub fn merchant_payable(merchant_id: &str) -> String {
+    format!("liabilities:merchant_payable:{merchant_id}")
+}
+
+/// What the acquirer owes an intermediary for its second-party merchants.
+pub fn intermediary_payable(intermediary_id: &str) -> String {
+    format!("liabilities:intermediary_payable:{intermediary_id}")
+}
+
+/// The intermediary's memorandum of a movement of `net` for a 二清
+/// merchant: its receivable against what it owes the merchant. Empty for
+/// 一清.
+pub fn sub_ledger(route: &Route, net: Fen) -> Result<Vec<Posting>, Overflow> {
+    Ok(match (&route.clearing, &route.intermediary_id) {
+        (Clearing::SecondParty, Some(i)) => vec![
+            Posting {
+                account: format!("intermediary:{i}:clearing_receivable"),
+                amount: net,
+            },
+            Posting {
+                account: format!("intermediary:{i}:merchant_payable:{}", route.merchant_id),
+                amount: net.checked_neg()?,
+            },
+        ],
+        _ => Vec::new(),
+    })
 }
 
 /// The entry of a sale of `amount` with `fee`: debit the channel receivable
@@ -75,22 +104,9 @@ pub fn sale_entry(
             amount: fee.checked_neg()?,
         },
     ];
-    let sub_ledger = match (&route.clearing, &route.intermediary_id) {
-        (Clearing::SecondParty, Some(i)) => vec![
-            Posting {
-                account: format!("intermediary:{i}:clearing_receivable"),
-                amount: net,
-            },
-            Posting {
-                account: format!("intermediary:{i}:merchant_payable:{}", route.merchant_id),
-                amount: net.checked_neg()?,
-            },
-        ],
-        _ => Vec::new(),
-    };
     let entry = Entry {
         postings,
-        sub_ledger,
+        sub_ledger: sub_ledger(route, net)?,
     };
     assert_balanced(&entry);
     Ok(entry)

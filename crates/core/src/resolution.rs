@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::{Fen, Overflow};
 use crate::payout::Payee;
-use crate::postings::{assert_balanced, payable_account, Entry, Posting, Route};
+use crate::postings::{assert_balanced, payable_account, sub_ledger, Entry, Posting, Route};
 use crate::recon::{Category, Finding, MatchKey, ReconType};
 use crate::registry::Clearing;
 
@@ -126,22 +126,9 @@ pub fn adjustment_entry(route: &Route, amount: Fen) -> Result<Entry, Overflow> {
             amount: amount.checked_neg()?,
         },
     ];
-    let sub_ledger = match (&route.clearing, &route.intermediary_id) {
-        (Clearing::SecondParty, Some(i)) => vec![
-            Posting {
-                account: format!("intermediary:{i}:clearing_receivable"),
-                amount,
-            },
-            Posting {
-                account: format!("intermediary:{i}:merchant_payable:{}", route.merchant_id),
-                amount: amount.checked_neg()?,
-            },
-        ],
-        _ => Vec::new(),
-    };
     let entry = Entry {
         postings,
-        sub_ledger,
+        sub_ledger: sub_ledger(route, amount)?,
     };
     assert_balanced(&entry);
     Ok(entry)

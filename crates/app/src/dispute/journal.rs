@@ -6,7 +6,7 @@ use std::io::Write;
 
 use chrono::NaiveDate;
 use clearing_core::payout::{LineStatus, PayeeType};
-use clearing_core::postings::Posting;
+use clearing_core::postings::{intermediary_payable, merchant_payable, Posting};
 use clearing_core::{EventBody, Position};
 use clearing_log::EventLog;
 use clearing_projector::{Projector, TxnEntry};
@@ -111,10 +111,8 @@ fn payouts(p: &Projector, date: NaiveDate, out: &mut dyn Write) -> Result<u64, A
                 continue;
             }
             let payable = match l.payee.payee_type {
-                PayeeType::Merchant => format!("liabilities:merchant_payable:{}", l.payee.payee_id),
-                PayeeType::Intermediary => {
-                    format!("liabilities:intermediary_payable:{}", l.payee.payee_id)
-                }
+                PayeeType::Merchant => merchant_payable(&l.payee.payee_id),
+                PayeeType::Intermediary => intermediary_payable(&l.payee.payee_id),
             };
             let amount = l.amount;
             let entry = [

@@ -20,10 +20,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build (release, for the demo run below)"
 cargo build --release --locked --bin clearing
 
-echo "== outside clients (Python confluent-kafka for interoperability tests, PyYAML for deploy/compose.yaml)"
-if [ ! -x target/outside-client/bin/python ] || ! target/outside-client/bin/python -c 'import confluent_kafka, yaml' 2>/dev/null; then
+echo "== outside clients (Python confluent-kafka for interoperability tests, PyYAML for deploy/compose.yaml, schemathesis for the API)"
+if [ ! -x target/outside-client/bin/python ] || ! target/outside-client/bin/python -c 'import confluent_kafka, yaml, schemathesis' 2>/dev/null; then
     python3 -m venv target/outside-client
-    target/outside-client/bin/pip install --quiet --disable-pip-version-check confluent-kafka==2.16.1 pyyaml==6.0.3
+    target/outside-client/bin/pip install --quiet --disable-pip-version-check confluent-kafka==2.16.1 pyyaml==6.0.3 schemathesis==4.32.5
 fi
 CLEARING_TEST_PYTHON=$PWD/target/outside-client/bin/python
 export CLEARING_TEST_PYTHON

@@ -22,6 +22,7 @@ use crate::record::{Named, Recorder};
 
 /// One line of `report payout`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutLineView {
     pub payee_type: PayeeType,
     pub payee_id: String,
@@ -31,6 +32,7 @@ pub struct PayoutLineView {
 
 /// A deficit passed on to the next batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CarriedView {
     pub payee_type: PayeeType,
     pub payee_id: String,
@@ -38,6 +40,7 @@ pub struct CarriedView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutTotals {
     pub lines: u64,
     pub amount: Fen,
@@ -45,6 +48,7 @@ pub struct PayoutTotals {
 
 /// `clearing report payout --format json` (SPEC §13), exactly.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutView {
     pub payout_date: NaiveDate,
     pub status: BatchStatus,
@@ -97,6 +101,7 @@ impl PayoutView {
 
 /// A bad line of a bank file, as `payout result` names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BadBankLineView {
     pub line: u64,
     pub payee_id: String,
@@ -105,6 +110,7 @@ pub struct BadBankLineView {
 
 /// `clearing payout result --format json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BankResultView {
     pub payout_date: NaiveDate,
     pub file_sha256: String,

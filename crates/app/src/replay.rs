@@ -39,9 +39,11 @@ pub const REPLAY_LEG_EVENTS: u64 = 100_000;
 /// can show them (the log is immutable: positions before the cut hold
 /// what they held when the replay read them).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SourceLog {
     Embedded {
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         data_dir: PathBuf,
     },
     Kafka {
@@ -53,6 +55,7 @@ pub enum SourceLog {
 
 /// `replay.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplayMarker {
     /// The log replayed (`embedded log at DIR`, `kafka at BROKERS`).
     pub source: String,
@@ -146,6 +149,7 @@ pub fn events_log(
 
 /// What a replay did.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Replayed {
     pub marker: ReplayMarker,
     pub digest: DigestView,

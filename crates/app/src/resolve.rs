@@ -26,6 +26,7 @@ pub struct Resolve<'a> {
 
 /// How a break was resolved: what `recon` and `txn show` say of it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResolutionNote {
     pub decision: Decision,
     pub operator: String,
@@ -50,6 +51,7 @@ impl ResolutionNote {
 
 /// `clearing recon resolve --format json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResolutionView {
     pub business_date: NaiveDate,
     pub terminal_id: String,
@@ -80,6 +82,7 @@ impl ResolutionView {
 
 /// One line of `report adjustments` (SPEC §14), exactly.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdjustmentView {
     pub merchant_id: String,
     pub terminal_id: String,
@@ -92,12 +95,14 @@ pub struct AdjustmentView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdjustmentTotals {
     pub amount: Fen,
 }
 
 /// `clearing report adjustments --format json` (SPEC §14), exactly.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdjustmentsView {
     pub business_date: NaiveDate,
     pub adjustments: Vec<AdjustmentView>,

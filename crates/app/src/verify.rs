@@ -16,6 +16,7 @@ const VERIFY_READ_RECORDS_MAX: usize = 8192;
 
 /// Where a partition's chain breaks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainBreak {
     pub position: Position,
     pub reason: String,
@@ -23,6 +24,7 @@ pub struct ChainBreak {
 
 /// One partition's chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainView {
     pub partition: u32,
     pub records: u64,
@@ -35,6 +37,7 @@ pub struct ChainView {
 
 /// The live projections' digest against one rebuilt from the log alone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DigestCheck {
     pub log_position: Positions,
     pub live: String,
@@ -47,6 +50,7 @@ pub struct DigestCheck {
 
 /// `clearing verify --format json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyReport {
     pub chains: Vec<ChainView>,
     pub digest: DigestCheck,

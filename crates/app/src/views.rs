@@ -11,6 +11,7 @@ use serde::Serialize;
 /// `clearing digest --format json`: the state digest and the log position
 /// it reflects, as a map and as the `--until` text that replays it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DigestView {
     pub digest: String,
     pub positions: BTreeMap<String, u64>,
@@ -29,6 +30,7 @@ impl DigestView {
 
 /// `clearing project --format json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectedView {
     pub events_applied: u64,
     pub redelivered_skipped: u64,
@@ -40,6 +42,7 @@ pub struct ProjectedView {
 
 /// One key of SPEC §11's reconciliation JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconKeyView {
     pub terminal_id: String,
     pub rrn: String,
@@ -48,6 +51,7 @@ pub struct ReconKeyView {
 
 /// One break of SPEC §11's reconciliation JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconBreakView {
     pub category: Category,
     #[serde(flatten)]
@@ -59,8 +63,10 @@ pub struct ReconBreakView {
 
 /// SPEC §11's reconciliation JSON, exactly.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconView {
     pub business_date: NaiveDate,
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, u64>))]
     pub counts: clearing_core::recon::Counts,
     pub breaks: Vec<ReconBreakView>,
     pub held: Vec<ReconKeyView>,

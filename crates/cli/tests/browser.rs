@@ -7,23 +7,11 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use clearing_testkit::Reaped;
-use common::{clearing, fixture, ok, BIN};
+use common::service::{reconciled_day, serve, token};
 use serde_json::Value;
-
-fn token(tokens: &Path, name: &str, role: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "add", "--tokens"])
-        .arg(tokens)
-        .args(["--name", name, "--role", role])
-        .output()
-        .unwrap();
-    ok(out).trim().to_string()
-}
 
 fn get(url: &str, token: &str) -> Value {
     let body = ureq::get(url)
@@ -46,36 +34,13 @@ fn an_operator_and_an_approver_work_the_day_through_the_dashboard_in_chromium() 
     let node_path = std::env::var("CLEARING_TEST_NODE_PATH").expect(
         "CLEARING_TEST_NODE_PATH is not set: run ./deploy/test.sh, which installs playwright-core and chromium",
     );
-    let dir = common::ingested();
+    let dir = reconciled_day();
     let d = dir.path();
-    let f = fixture("channel-2026-11-20.csv").display().to_string();
-    ok(clearing(
-        d,
-        &["recon", "--file", &f, "--date", "2026-11-20"],
-    ));
     let tokens = d.join("tokens.toml");
     let olga = token(&tokens, "olga", "operator");
     let bob = token(&tokens, "bob", "approver");
-    let mut child = Reaped::new(
-        Command::new(BIN)
-            .arg("--data-dir")
-            .arg(d)
-            .args(["serve", "--listen", "127.0.0.1:0", "--tokens"])
-            .arg(&tokens)
-            .env_remove("CLEARING_KAFKA")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("clearing serve: listening on ")
-        .unwrap()
-        .to_string();
+    let service = serve(d, &tokens, &[], &[]);
+    let url = service.url.clone();
     let shots = screenshots();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/dashboard.cjs");
     let out = Command::new("node")

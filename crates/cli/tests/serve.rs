@@ -6,71 +6,12 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use clearing_testkit::Reaped;
-use common::{clearing, fixture, json, ok, BIN};
+use common::service::{call, reconciled_day, serve, token};
+use common::{clearing, fixture, json, ok};
 use serde_json::Value;
-
-struct Service {
-    child: Reaped,
-    url: String,
-}
-
-/// Starts `clearing serve` on a free port of 127.0.0.1: `global` options
-/// before the command, `options` of `serve` after it.
-fn serve(dir: &Path, tokens: &Path, global: &[&str], options: &[&str]) -> Service {
-    let mut c = Command::new(BIN);
-    c.arg("--data-dir").arg(dir);
-    c.args(global);
-    c.args(["serve", "--listen", "127.0.0.1:0", "--tokens"])
-        .arg(tokens)
-        .args(options)
-        .env_remove("CLEARING_KAFKA")
-        .env_remove("CLEARING_TOPIC_PREFIX")
-        .stdout(Stdio::piped());
-    let mut child = Reaped::new(c.spawn().unwrap());
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("clearing serve: listening on ")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
-        .to_string();
-    Service { child, url }
-}
-
-/// One request: status and body.
-fn call(s: &Service, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut r = ureq::request(method, &format!("{}{path}", s.url));
-    if let Some(t) = token {
-        r = r.set("Authorization", &format!("Bearer {t}"));
-    }
-    let out = if method == "GET" {
-        r.call()
-    } else {
-        r.send_string(body)
-    };
-    match out {
-        Ok(resp) => (resp.status(), resp.into_string().unwrap()),
-        Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap()),
-        Err(e) => panic!("{method} {path}: {e}"),
-    }
-}
-
-fn token(tokens: &Path, name: &str, role: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "add", "--tokens"])
-        .arg(tokens)
-        .args(["--name", name, "--role", role])
-        .output()
-        .unwrap();
-    ok(out).trim().to_string()
-}
 
 struct Tokens {
     viewer: String,
@@ -88,24 +29,13 @@ fn tokens(file: &Path) -> Tokens {
     }
 }
 
-/// The fixture day, reconciled.
-fn ledger() -> tempfile::TempDir {
-    let dir = common::ingested();
-    let f = fixture("channel-2026-11-20.csv").display().to_string();
-    ok(clearing(
-        dir.path(),
-        &["recon", "--file", &f, "--date", "2026-11-20"],
-    ));
-    dir
-}
-
 fn value(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 #[test]
 fn every_read_route_answers_what_its_command_prints_and_every_route_checks_the_role() {
-    let dir = ledger();
+    let dir = reconciled_day();
     let file = dir.path().join("tokens.toml");
     let t = tokens(&file);
     let text = std::fs::read_to_string(&file).unwrap();
@@ -371,7 +301,7 @@ fn every_read_route_answers_what_its_command_prints_and_every_route_checks_the_r
         "{text}"
     );
     assert!(
-        sample(r#"clearing_http_requests_total{route="/v1/payouts/{date}/{step}",status="409"}"#)
+        sample(r#"clearing_http_requests_total{route="/v1/payouts/{date}/approve",status="409"}"#)
             >= Some(1.0)
     );
     assert_eq!(
@@ -416,10 +346,6 @@ fn every_read_route_answers_what_its_command_prints_and_every_route_checks_the_r
         let template = path
             .replace("2026-11-20", "{date}")
             .replace("2026-11-23", "{date}")
-            .replace("/prepare", "/{step}")
-            .replace("/approve", "/{step}")
-            .replace("/export", "/{step}")
-            .replace("/result", "/{step}")
             .replace("432100000007", "{id}")
             .replace("822584053110001", "{id}");
         let op = &doc["paths"][&template][m.to_lowercase()];
@@ -470,7 +396,7 @@ fn terminate(pid: u32) {
 
 #[test]
 fn a_body_over_the_limit_is_413_and_requests_past_the_rate_are_429() {
-    let dir = ledger();
+    let dir = reconciled_day();
     let file = dir.path().join("tokens.toml");
     let t = tokens(&file);
     let s = serve(

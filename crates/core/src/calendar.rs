@@ -119,6 +119,7 @@ crate::wire_enum! {
 
 /// Non-working days besides Saturdays and Sundays (`holidays.txt`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Calendar {
     pub holidays: BTreeSet<NaiveDate>,
 }

@@ -90,6 +90,7 @@ pub enum EventBody {
 /// decides it once; projections only add it up, so their state does not
 /// depend on the order in which partitions are read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RowKey {
     #[serde(with = "crate::dates")]
     pub business_date: NaiveDate,
@@ -101,6 +102,7 @@ pub struct RowKey {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RowDelta {
     pub sales_count: i64,
     pub sales_amount: Fen,
@@ -148,6 +150,7 @@ impl RowDelta {
 
 /// The fee rule that produced a sale's fee.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeeRuleApplied {
     pub plan: String,
     pub channel: Channel,
@@ -160,6 +163,7 @@ pub struct FeeRuleApplied {
 
 /// What an approved void or reversal cancelled of its sale.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OriginalSale {
     #[serde(with = "crate::dates")]
     pub business_date: NaiveDate,
@@ -168,6 +172,7 @@ pub struct OriginalSale {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TxnRecorded {
     pub txn_id: String,
     pub txn_type: TxnType,
@@ -233,6 +238,7 @@ impl TxnRecorded {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordRejected {
     /// Where the record came from (`transactions.jsonl`, `-` for stdin, or
     /// the events topic for a message that is not an event).
@@ -277,6 +283,7 @@ impl EventBody {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct EnvelopeOut<'a, B: Serialize> {
     event_id: &'a str,
     #[serde(rename = "type")]

@@ -12,6 +12,7 @@ use crate::money::{round_half_up_to_fen, Fen, Overflow};
 
 /// One channel's price in a plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelFee {
     #[serde(with = "rust_decimal::serde::str")]
     pub rate: Decimal,
@@ -21,6 +22,7 @@ pub struct ChannelFee {
 
 /// A validated fee schedule, as recorded in a `FeeScheduleLoaded` event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeeSchedule {
     /// Local time (UTC+08:00) from which a transaction belongs to the next
     /// business date.

@@ -71,6 +71,7 @@ pub enum Outcome {
 
 /// What the write model keeps of a sale.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SaleState {
     pub business_date: NaiveDate,
     pub amount: Fen,
@@ -86,6 +87,7 @@ pub struct SaleState {
 
 /// What the write model keeps of every accepted record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TxnState {
     pub digest: String,
     pub txn_type: TxnType,

@@ -27,6 +27,8 @@ pub mod recon;
 pub mod registry;
 pub mod resolution;
 pub mod risk;
+#[cfg(feature = "openapi")]
+pub mod schema;
 pub mod settlement;
 pub mod time;
 pub mod wire;

@@ -50,6 +50,7 @@ crate::wire_enum! {
 
 /// The party a payout line pays.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Payee {
     pub payee_type: PayeeType,
     pub payee_id: String,
@@ -89,6 +90,7 @@ impl std::fmt::Display for Payee {
 
 /// A payee and an amount (what a batch took, or carried).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayeeAmount {
     #[serde(flatten)]
     pub payee: Payee,
@@ -97,6 +99,7 @@ pub struct PayeeAmount {
 
 /// One line of a batch: a positive amount to pay.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutLine {
     #[serde(flatten)]
     pub payee: Payee,
@@ -108,6 +111,7 @@ pub struct PayoutLine {
 /// `PayoutBatchPrepared`: the batch of a payout date as its preparer
 /// recorded it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutBatchPrepared {
     #[serde(with = "crate::dates")]
     pub payout_date: NaiveDate,
@@ -126,6 +130,7 @@ pub struct PayoutBatchPrepared {
 
 /// `PayoutBatchApproved`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutBatchApproved {
     #[serde(with = "crate::dates")]
     pub payout_date: NaiveDate,
@@ -134,6 +139,7 @@ pub struct PayoutBatchApproved {
 
 /// `PayoutBatchExported`: the first export of an approved batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutBatchExported {
     #[serde(with = "crate::dates")]
     pub payout_date: NaiveDate,
@@ -144,6 +150,7 @@ pub struct PayoutBatchExported {
 
 /// One accepted line of a bank return file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BankLine {
     #[serde(flatten)]
     pub payee: Payee,
@@ -154,6 +161,7 @@ pub struct BankLine {
 
 /// A line of a bank return file that changed nothing, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BadBankLine {
     pub line: u64,
     pub payee_id: String,
@@ -162,6 +170,7 @@ pub struct BadBankLine {
 
 /// `PayoutResultRecorded`: a bank return file, once per content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayoutResultRecorded {
     #[serde(with = "crate::dates")]
     pub payout_date: NaiveDate,
@@ -354,6 +363,7 @@ fn csv_field(s: &str) -> String {
 /// A batch as the log has it: its events, each with where and when it was
 /// recorded; the bank files oldest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Batch {
     pub prepared: Recorded<PayoutBatchPrepared>,
     pub approved: Option<Recorded<PayoutBatchApproved>>,

@@ -221,6 +221,7 @@ impl fmt::Display for Cut {
 
 /// A value read from the log, with where and when it was recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recorded<T> {
     pub position: Position,
     pub recorded_at: Timestamp,

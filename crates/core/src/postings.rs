@@ -8,6 +8,7 @@ use crate::money::{Fen, Overflow};
 use crate::registry::Clearing;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Posting {
     pub account: String,
     /// Debit positive, credit negative, in CNY.
@@ -17,6 +18,7 @@ pub struct Posting {
 /// Where a merchant's money goes: straight to the merchant (一清), or to an
 /// intermediary that owes it to the merchant (二清).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Route {
     pub merchant_id: String,
     pub clearing: Clearing,
@@ -27,6 +29,7 @@ pub struct Route {
 /// second-party clearing, the memorandum entry in the intermediary's
 /// sub-ledger recording what it owes the merchant.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     pub postings: Vec<Posting>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

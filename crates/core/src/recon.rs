@@ -61,6 +61,7 @@ impl ReconType {
 
 /// The match key: `(terminal_id, rrn, txn_type)`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MatchKey {
     pub terminal_id: String,
     pub rrn: String,
@@ -79,6 +80,7 @@ crate::wire_enum! {
 
 /// One sale or refund on the ledger's side.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerItem {
     pub txn_id: String,
     pub merchant_id: String,
@@ -94,6 +96,7 @@ pub struct LedgerItem {
 /// An item a run held for the next day's file: ledger state, recorded in
 /// the run's event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeldItem {
     pub txn_id: String,
     pub merchant_id: String,
@@ -119,6 +122,7 @@ pub struct ChannelLine {
 
 /// A finding: one record, or one pair, and its category.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Finding {
     pub category: Category,
     #[serde(flatten)]
@@ -152,6 +156,7 @@ pub fn zero_counts() -> Counts {
 /// The event a run records last: what it found, in sum, and the items it
 /// holds for the next run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconciliationRun {
     #[serde(with = "crate::dates")]
     pub business_date: NaiveDate,
@@ -161,6 +166,7 @@ pub struct ReconciliationRun {
     pub layout: String,
     pub lines: u64,
     pub bad_lines: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u64>))]
     pub counts: Counts,
     /// Number of `ReconciliationBreak` events recorded before this one.
     pub breaks: u64,
@@ -169,6 +175,7 @@ pub struct ReconciliationRun {
 
 /// One break of a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconciliationBreak {
     #[serde(with = "crate::dates")]
     pub business_date: NaiveDate,

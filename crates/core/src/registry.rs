@@ -20,6 +20,7 @@ crate::wire_enum! {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Merchant {
     pub merchant_id: String,
     pub name: String,
@@ -33,6 +34,7 @@ pub struct Merchant {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Intermediary {
     pub intermediary_id: String,
     pub name: String,
@@ -41,6 +43,7 @@ pub struct Intermediary {
 
 /// A fee schedule with the version number the log gave it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionedFees {
     pub version: u32,
     pub schedule: FeeSchedule,
@@ -49,6 +52,7 @@ pub struct VersionedFees {
 
 /// A registry entry with its version (1 = first registration).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Versioned<T> {
     pub version: u32,
     pub value: T,
@@ -56,6 +60,7 @@ pub struct Versioned<T> {
 
 /// Everything ingest needs to know about the world besides transactions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reference {
     pub merchants: BTreeMap<String, Versioned<Merchant>>,
     pub intermediaries: BTreeMap<String, Versioned<Intermediary>>,

@@ -24,6 +24,7 @@ pub const ADJUSTMENTS_ACCOUNT: &str = "expenses:reconciliation_adjustments";
 /// Money the ledger adds to (or takes from) a merchant's payout because
 /// the channel's figures stand.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Adjustment {
     pub merchant_id: String,
     pub clearing: Clearing,
@@ -48,6 +49,7 @@ impl Adjustment {
 
 /// `BreakResolved`: one break of a date's latest run, decided.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BreakResolved {
     #[serde(with = "crate::dates")]
     pub business_date: NaiveDate,

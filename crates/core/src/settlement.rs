@@ -24,6 +24,7 @@ pub fn add_delta(acc: &mut RowDelta, d: &RowDelta) -> Result<(), Overflow> {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MerchantRow {
     pub merchant_id: String,
     pub clearing: Clearing,
@@ -38,6 +39,7 @@ pub struct MerchantRow {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Totals {
     pub sales_amount: Fen,
     pub refund_amount: Fen,
@@ -46,6 +48,7 @@ pub struct Totals {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SettlementReport {
     pub business_date: NaiveDate,
     pub merchants: Vec<MerchantRow>,
@@ -102,6 +105,7 @@ pub fn settlement_report(
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlaggedTxn {
     pub txn_id: String,
     pub merchant_id: String,
@@ -110,6 +114,7 @@ pub struct FlaggedTxn {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Exposure {
     pub intermediary_id: String,
     pub payout_date: NaiveDate,
@@ -117,6 +122,7 @@ pub struct Exposure {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RiskReport {
     pub business_date: NaiveDate,
     pub flagged: Vec<FlaggedTxn>,

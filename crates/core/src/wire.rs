@@ -24,6 +24,32 @@ macro_rules! wire_count {
     ($head:ident $($rest:ident)*) => { 1usize + $crate::wire_count!($($rest)*) };
 }
 
+/// A wire enum's schema: its names (feature `openapi`).
+#[cfg(feature = "openapi")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wire_schema {
+    ($name:ident) => {
+        impl $crate::schema::utoipa::PartialSchema for $name {
+            fn schema() -> $crate::schema::utoipa::openapi::RefOr<
+                $crate::schema::utoipa::openapi::schema::Schema,
+            > {
+                $crate::schema::names(<$name as $crate::wire::WireEnum>::NAMES)
+            }
+        }
+
+        impl $crate::schema::utoipa::ToSchema for $name {}
+    };
+}
+
+/// Without the feature `openapi`, nothing.
+#[cfg(not(feature = "openapi"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wire_schema {
+    ($name:ident) => {};
+}
+
 /// Declares a wire enum: `wire_enum! { pub enum E { A = "a", B = "b" } }`.
 #[macro_export]
 macro_rules! wire_enum {
@@ -62,6 +88,8 @@ macro_rules! wire_enum {
                 $crate::wire::parse::<$name>(s)
             }
         }
+
+        $crate::__wire_schema!($name);
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

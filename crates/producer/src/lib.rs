@@ -88,6 +88,7 @@ pub fn record_events(writer: &mut Writer, events: Vec<Event>) -> Result<(), Writ
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeesLoaded {
     pub version: u32,
     pub changed: bool,
@@ -126,6 +127,7 @@ pub fn load_fees(
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistryLoaded {
     pub merchants_registered: u64,
     pub merchants_updated: u64,
@@ -225,9 +227,11 @@ pub fn reject_undecodable(
 
 /// The summary `clearing ingest --format json` prints (SPEC §10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestSummary {
     pub accepted: u64,
     pub duplicates: u64,
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, u64>))]
     pub rejected: BTreeMap<&'static str, u64>,
     /// The first `REJECTS_LISTED_MAX` rejected lines, in file order.
     #[serde(skip)]

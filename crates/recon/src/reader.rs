@@ -107,6 +107,7 @@ pub const FIXED_CODE_REFUND: &str = "S30";
 
 /// A line that failed validation.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BadLine {
     pub line: u64,
     pub field: String,

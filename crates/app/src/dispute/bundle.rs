@@ -14,6 +14,7 @@ use crate::error::AppError;
 
 /// The content of a dispute bundle.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BundleContent {
     pub bundle: String,
     pub bundle_version: u32,

@@ -25,6 +25,7 @@ use crate::error::AppError;
 
 /// An event as recorded on the log, with where and when.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoggedEvent {
     pub position: Position,
     pub recorded_at: Timestamp,
@@ -38,6 +39,7 @@ pub struct LoggedEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intermediary: Option<Snapshot<Intermediary>>,
     /// The whole event, byte for byte as the log holds it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub event: Box<RawValue>,
     /// `event`, decoded when it was read.
     #[serde(skip)]
@@ -56,6 +58,7 @@ impl LoggedEvent {
 
 /// A registry entry version, with the event that recorded it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot<T> {
     pub version: u32,
     #[serde(flatten)]

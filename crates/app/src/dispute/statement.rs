@@ -15,6 +15,7 @@ use crate::error::AppError;
 /// One line of a merchant statement: a record and what it did to the
 /// merchant's settlement.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatementLine {
     pub position: Position,
     pub recorded_at: Timestamp,
@@ -39,6 +40,7 @@ pub struct StatementLine {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Statement {
     pub merchant_id: String,
     pub business_date: NaiveDate,

@@ -58,6 +58,18 @@ impl std::fmt::Display for ReconVerdict {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ReconVerdict {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let mut names: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+        names.extend(["not_expected", "not_reconciled"]);
+        clearing_core::schema::names(&names)
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ReconVerdict {}
+
 impl Serialize for ReconVerdict {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
@@ -75,6 +87,7 @@ impl<'de> Deserialize<'de> for ReconVerdict {
 
 /// Where the money of a sale stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SettlementStatus {
     pub status: SaleStatus,
     pub business_date: NaiveDate,
@@ -95,6 +108,7 @@ pub struct SettlementStatus {
 
 /// How reconciliation saw one sale or refund.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconStatus {
     pub txn_id: String,
     pub txn_type: TxnType,
@@ -111,6 +125,7 @@ pub struct ReconStatus {
 
 /// A transaction's whole story.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Story {
     pub txn_id: String,
     pub txn_type: TxnType,
@@ -135,6 +150,7 @@ pub struct Story {
 
 /// `txn show --format json`: `{"query","transactions":[…]}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoriesView {
     pub query: String,
     pub transactions: Vec<Story>,

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod service;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_clearing");
 
 pub fn fixture(name: &str) -> PathBuf {

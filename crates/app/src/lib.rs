@@ -30,7 +30,7 @@ pub mod views;
 pub use config::{now, Config, ConfigInput};
 pub use error::{AppError, Context, ErrorKind};
 pub use project::{follow, project, Following};
-pub use read::ReadLedger;
+pub use read::{Lag, ReadLedger};
 pub use record::{Named, ReconReport, Recorder};
 pub use replay::{replay, Live, ReplayMarker, Replayed};
 pub use verify::{verify, VerifyReport};

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use clearing_core::recon::LedgerItem;
 use clearing_core::settlement::{risk_report, settlement_report, RiskReport, SettlementReport};
 use clearing_core::Timestamp;
-use clearing_log::EventLog;
+use clearing_log::{EventLog, Topic};
 use clearing_projector::Projector;
 
 use crate::config::{open_projector, Config};
@@ -20,6 +20,23 @@ use crate::dispute::story::{stories, StoriesView};
 use crate::error::{AppError, Context};
 use crate::replay::{events_log, marker, ReplayMarker};
 use crate::views::DigestView;
+
+/// How far one partition's projections stood behind the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lag {
+    pub partition: u32,
+    /// The next offset the projections had to apply.
+    pub applied: u64,
+    /// The log's end (past its last record).
+    pub end: u64,
+}
+
+impl Lag {
+    /// Offsets between the projections and the end of the log.
+    pub fn behind(&self) -> u64 {
+        self.end.saturating_sub(self.applied)
+    }
+}
 
 /// A ledger opened to read.
 pub struct ReadLedger {
@@ -35,20 +52,42 @@ impl ReadLedger {
     /// of the log, dead-lettering messages that are not events; a replayed
     /// dir is used as it is.
     pub fn open(cfg: &Config) -> Result<ReadLedger, AppError> {
+        Ok(ReadLedger::open_measured(cfg)?.0)
+    }
+
+    /// `open`, telling how far behind the end of the log each partition's
+    /// projections were when opened (none for a replayed dir).
+    pub fn open_measured(cfg: &Config) -> Result<(ReadLedger, Vec<Lag>), AppError> {
         let replay = marker(&cfg.data_dir)?;
         let mut projector = open_projector(&cfg.data_dir)?;
         let mut events = None;
+        let mut lag = Vec::new();
         if replay.is_none() {
             let log = crate::config::open_log(cfg)?;
+            if let Some(ends) = log
+                .high_water(Topic::Events)
+                .context("reading the log's end")?
+            {
+                let applied = projector.stored_positions();
+                lag = ends
+                    .iter()
+                    .map(|(partition, end)| Lag {
+                        partition,
+                        applied: applied.next(partition),
+                        end,
+                    })
+                    .collect();
+            }
             crate::project::catch_up(cfg, &*log, &mut projector)?;
             events = Some(log);
         }
-        Ok(ReadLedger {
+        let ledger = ReadLedger {
             projector,
             events,
             config: cfg.clone(),
             replay,
-        })
+        };
+        Ok((ledger, lag))
     }
 
     /// The projections, for reads of their own (the demo, the benchmark).

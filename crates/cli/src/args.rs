@@ -142,6 +142,9 @@ pub enum Command {
         /// How long one request may take before it is answered 408.
         #[arg(long, default_value_t = 300)]
         request_timeout_secs: u64,
+        /// How often the projections follow the log between requests.
+        #[arg(long, default_value_t = 500)]
+        poll_ms: u64,
     },
     /// Tokens of the HTTP service.
     Token {

@@ -60,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
             body_limit_bytes,
             requests_per_minute,
             request_timeout_secs,
+            poll_ms,
         } => {
             let tokens_read = clearing_http::Tokens::load(&tokens)?;
             let options = clearing_http::Options {
@@ -67,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 body_limit_bytes,
                 requests_per_minute,
                 request_timeout: Duration::from_secs(request_timeout_secs),
+                poll: Duration::from_millis(poll_ms),
             };
             clearing_http::serve(cfg, tokens_read, options, |addr| {
                 let _ = writeln!(out, "clearing serve: listening on http://{addr}");

@@ -233,6 +233,41 @@ fn every_read_route_answers_what_its_command_prints_and_every_route_checks_the_r
     ok(clearing(d, &["ingest", &extra.display().to_string()]));
     let (_, body) = call(&s, "GET", "/v1/txn/L1", Some(&t.viewer), "");
     assert_eq!(value(&body)["transactions"][0]["txn_id"], "L1", "{body}");
+    // between requests the service follows the log by itself: a record
+    // made by a command is applied (and counted) before any request asks,
+    // so the scrape finds no lag (it would find 1 offset otherwise)
+    let late = std::fs::read_to_string(&extra)
+        .unwrap()
+        .replace("\"L1\"", "\"L2\"")
+        .replace("\"77\"", "\"78\"");
+    std::fs::write(&extra, late).unwrap();
+    ok(clearing(d, &["ingest", &extra.display().to_string()]));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (_, text) = call(&s, "GET", "/metrics", Some(&t.viewer), "");
+    let end = json(d, &["digest", "--format", "json"])["log_position"].clone();
+    assert!(
+        text.contains(
+            r#"clearing_projection_lag_offsets{topic="clearing.events",partition="0"} 0"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            r#"clearing_projection_next_offset{{topic="clearing.events",partition="0"}} {}"#,
+            end.as_str().unwrap().trim_start_matches("0:")
+        )),
+        "{end} {text}"
+    );
+    let applied = |kind: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "clearing_events_applied_total{{type=\"{kind}\"}} "
+                ))
+            })
+            .map(|v| v.parse::<u64>().unwrap())
+    };
+    assert!(applied("SaleRecorded") >= Some(2), "{text}");
     // the date's latest run, as a rerun of its file prints it
     let (code, body) = call(&s, "GET", "/v1/recon/2026-11-20", Some(&t.viewer), "");
     assert_eq!(code, 200, "{body}");

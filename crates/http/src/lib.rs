@@ -6,7 +6,8 @@
 //! Each request opens the ledger for its own use (the projections brought to
 //! the end of the log, so what any process recorded shows up in the next
 //! answer) and closes it again, one request at a time: the commands of §10
-//! keep working on the same data dir between requests (ADR 13).
+//! keep working on the same data dir between requests (ADR 13). Between
+//! requests a follower thread does the same every `--poll-ms`.
 
 mod api;
 mod metrics;
@@ -14,6 +15,7 @@ pub mod tokens;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,9 @@ pub struct Options {
     pub requests_per_minute: u32,
     /// How long one request may take.
     pub request_timeout: Duration,
+    /// How often the projections are brought to the end of the log
+    /// between requests.
+    pub poll: Duration,
 }
 
 /// What every handler shares.
@@ -89,7 +94,7 @@ impl Shared {
         let s = self.clone();
         blocking(move || {
             let _one = s.ledger.lock().unwrap_or_else(|p| p.into_inner());
-            let mut l = ReadLedger::open(&s.cfg)?;
+            let mut l = s.open()?;
             f(&mut l)
         })
         .await
@@ -107,6 +112,35 @@ impl Shared {
             f(&mut r)
         })
         .await
+    }
+
+    /// Opens the ledger (the caller holds `ledger`), caught up, and
+    /// records what the catch-up found and applied.
+    fn open(&self) -> Result<ReadLedger, AppError> {
+        let (l, lag) = ReadLedger::open_measured(&self.cfg)?;
+        let topic = self.cfg.topics.name(clearing_app::log::Topic::Events);
+        metrics::caught_up(topic, &l, &lag);
+        Ok(l)
+    }
+
+    /// Brings the projections to the end of the log every `poll` until
+    /// `stop`: what other processes record shows up in the projections
+    /// (and in the lag) without waiting for a request. A failed catch-up is
+    /// logged and tried again at the next poll; requests report it.
+    fn follow(&self, poll: Duration, stop: &AtomicBool) {
+        while !stop.load(Ordering::SeqCst) {
+            {
+                let _one = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = self.open() {
+                    tracing::warn!(error = %e, "the service's follower could not catch up");
+                }
+            }
+            let mut slept = Duration::ZERO;
+            while slept < poll && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+                slept += Duration::from_millis(20);
+            }
+        }
     }
 
     /// Counts a request of `name` against its rate; false past it.
@@ -140,22 +174,28 @@ pub fn serve(
     options: Options,
     listening: impl FnOnce(SocketAddr),
 ) -> Result<(), AppError> {
-    // caught up before the first request: /readyz is true from the start
-    drop(ReadLedger::open(&cfg)?);
+    let metrics = metrics::install()?;
     let shared = Arc::new(Shared {
         cfg,
         tokens,
         ledger: Mutex::new(()),
-        metrics: metrics::install()?,
+        metrics,
         rate: Mutex::new(HashMap::new()),
         requests_per_minute: options.requests_per_minute,
     });
+    // caught up before the first request: /readyz is true from the start
+    drop(shared.open()?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let (shared, stop, poll) = (shared.clone(), stop.clone(), options.poll);
+        std::thread::spawn(move || shared.follow(poll, &stop))
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| AppError::storage(format!("starting the service: {e}")))?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&options.listen)
             .await
             .map_err(|e| AppError::input(format!("--listen {}: {e}", options.listen)))?;
@@ -168,7 +208,10 @@ pub fn serve(
             .with_graceful_shutdown(stopped())
             .await
             .map_err(|e| AppError::storage(format!("serving: {e}")))
-    })
+    });
+    stop.store(true, Ordering::SeqCst);
+    let _ = follower.join();
+    served
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,8 +1,10 @@
 //! `/metrics`: Prometheus text. Requests are counted and timed by route
 //! template and status as they are answered; the ledger's own figures
-//! (positions applied, payout lines by status, reconciliation breaks by
-//! category and resolution) are read when scraped; lines ingested through
-//! the service are counted by outcome and reject reason.
+//! (payout lines by status, reconciliation breaks by category and
+//! resolution) are read when scraped; each catch-up of the projections (the
+//! follower's, or a request's) records the lag it found and the position it
+//! reached per partition, and counts the events it applied by type; lines
+//! ingested through the service are counted by outcome and reject reason.
 //! Never a merchant id, card or token as a label.
 
 use std::time::Instant;
@@ -11,7 +13,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use clearing_app::core::payout::LineStatus;
-use clearing_app::{AppError, ReadLedger};
+use clearing_app::{AppError, Lag, ReadLedger};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub(crate) const REQUESTS: &str = "clearing_http_requests_total";
@@ -55,16 +57,34 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
     response
 }
 
-/// Sets the gauges read from the ledger at scrape time.
-pub(crate) fn ledger_gauges(l: &ReadLedger) -> Result<(), AppError> {
+/// Records what one opening of the ledger found and applied: per
+/// partition of `topic`, the lag it found (offsets between the projections
+/// and the end of the log, before catching up) and the position it left
+/// the projections at; the events it applied, by type.
+pub(crate) fn caught_up(topic: &str, l: &ReadLedger, lag: &[Lag]) {
+    for g in lag {
+        metrics::gauge!(
+            "clearing_projection_lag_offsets",
+            "topic" => topic.to_string(),
+            "partition" => g.partition.to_string()
+        )
+        .set(g.behind() as f64);
+    }
     for (partition, next) in l.projector().stored_positions().iter() {
         metrics::gauge!(
             "clearing_projection_next_offset",
-            "topic" => "events",
+            "topic" => topic.to_string(),
             "partition" => partition.to_string()
         )
         .set(next as f64);
     }
+    for (kind, n) in l.projector().applied_by_type() {
+        metrics::counter!("clearing_events_applied_total", "type" => *kind).increment(*n);
+    }
+}
+
+/// Sets the gauges read from the ledger at scrape time.
+pub(crate) fn ledger_gauges(l: &ReadLedger) -> Result<(), AppError> {
     let mut lines = [0u64; 3];
     for b in l.payout_batches()? {
         for s in b.line_statuses().values() {

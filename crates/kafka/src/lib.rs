@@ -294,6 +294,27 @@ impl EventLog for KafkaLog {
         self.read_scope(topic, Scope::All, &wanted, records_max)
     }
 
+    /// The brokers' high watermarks (for lag; never where reading ends).
+    fn high_water(&self, topic: Topic) -> Result<Option<Positions>, LogError> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let name = self.settings.topics.name(topic);
+        let what = format!("reading the end of {name}");
+        let consumer: BaseConsumer = config::assigned_consumer_config(
+            &self.settings.brokers,
+            &format!("clearing-watermarks-{name}"),
+        )
+        .create()
+        .map_err(|e| broker_err(&self.settings, &what, e))?;
+        let mut out = Positions::new();
+        for p in 0..self.partition_count(name)? {
+            let (_, high) = consumer
+                .fetch_watermarks(name, p as i32, std::time::Duration::from_secs(10))
+                .map_err(|e| broker_err(&self.settings, &what, e))?;
+            out.set(p, high.max(0) as u64);
+        }
+        Ok(Some(out))
+    }
+
     fn describe(&self) -> String {
         format!("kafka at {}", self.settings.brokers)
     }

@@ -178,6 +178,13 @@ pub trait EventLog: Send + Sync {
         Ok(None)
     }
 
+    /// The offset one past the last record of each partition as the log
+    /// reports it, for a reader's lag (on Kafka it counts transaction
+    /// markers too, so lag is 0 exactly when a reader is at the end).
+    fn high_water(&self, topic: Topic) -> Result<Option<Positions>, LogError> {
+        self.end_offsets(topic)
+    }
+
     /// Whether offsets within a partition have no gaps, so that a reader
     /// can check it saw every record (the embedded log). Kafka's do not:
     /// transaction markers occupy offsets.
@@ -233,6 +240,10 @@ impl<L: EventLog + ?Sized> EventLog for Box<L> {
 
     fn end_offsets(&self, topic: Topic) -> Result<Option<Positions>, LogError> {
         (**self).end_offsets(topic)
+    }
+
+    fn high_water(&self, topic: Topic) -> Result<Option<Positions>, LogError> {
+        (**self).high_water(topic)
     }
 
     fn dense_offsets(&self) -> bool {

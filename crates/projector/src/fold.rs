@@ -51,6 +51,8 @@ pub struct Changes {
     pub(crate) applied: u64,
     /// Events skipped as redeliveries.
     pub(crate) redelivered: u64,
+    /// Events applied, by type (`EventBody::type_name`).
+    pub(crate) by_type: std::collections::BTreeMap<&'static str, u64>,
     /// Messages that are not events, for the caller to dead-letter.
     pub(crate) undecodable: Vec<Undecodable>,
 }
@@ -100,6 +102,7 @@ pub fn fold(
             continue;
         }
         f.changes.applied += 1;
+        *f.changes.by_type.entry(event.body.type_name()).or_default() += 1;
         f.event(item.position, &event);
     }
     if let Some(first) = first {

@@ -123,6 +123,8 @@ pub struct Projector {
     /// Events skipped because their key's `seq` was already applied (a
     /// redelivery or a re-published event).
     pub redelivered: u64,
+    /// Events this process applied, by type (for the service's metrics).
+    applied_by_type: BTreeMap<&'static str, u64>,
     /// Undecodable messages met by this process, not yet taken.
     undecodable: Vec<Undecodable>,
     /// Whether a read or write of the store failed: then it is not
@@ -193,6 +195,7 @@ impl Projector {
             high_water: HashMap::new(),
             dense: false,
             redelivered: 0,
+            applied_by_type: BTreeMap::new(),
             undecodable: Vec::new(),
             failed: Default::default(),
         };
@@ -306,6 +309,11 @@ impl Projector {
         )
     }
 
+    /// Events this process applied since it opened the store, by type.
+    pub fn applied_by_type(&self) -> &BTreeMap<&'static str, u64> {
+        &self.applied_by_type
+    }
+
     /// This store's identity, created once: names its consumer group on
     /// Kafka, so that two data dirs following the same topic never split
     /// its partitions between them. Kept outside the projected state (and
@@ -399,6 +407,9 @@ impl Projector {
             self.high_water.insert(changes.partition, marks);
         }
         self.redelivered += changes.redelivered;
+        for (t, n) in changes.by_type {
+            *self.applied_by_type.entry(t).or_default() += n;
+        }
         self.undecodable.extend(changes.undecodable);
         Ok(())
     }

@@ -94,8 +94,9 @@ fn the_compose_file_runs_three_kafka_nodes_as_the_tests_do_and_the_ledger_on_the
     let ledger = &services["clearing"];
     assert_eq!(
         ledger["command"],
-        serde_json::json!(["project", "--follow"])
+        serde_json::json!(["serve", "--listen", "0.0.0.0:8080"])
     );
+    assert_eq!(ledger["ports"][0], "127.0.0.1:8080:8080");
     let help = settings_clearing_reads();
     for key in ledger["environment"].as_object().unwrap().keys() {
         assert!(

@@ -522,3 +522,39 @@ fn on_kafka_the_service_answers_what_the_commands_print() {
         "{text}"
     );
 }
+
+/// `bench --serve` drives a real service from another process: every
+/// figure is there, every read answered, every posted line accounted for
+/// (accepted, duplicate or rejected), and no time is asserted.
+#[test]
+fn the_service_benchmark_drives_every_route_it_reports() {
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(common::BIN)
+        .args(["bench", "--serve", "--txns", "3000", "--merchants", "50"])
+        .args(["--serve-secs", "1", "--clients", "2", "--post-txns", "700"])
+        .args(["--post-lines", "200", "--format", "json", "--work-dir"])
+        .arg(work.path())
+        .env_remove("CLEARING_KAFKA")
+        .output()
+        .unwrap();
+    let fig = value(&ok(out));
+    for route in ["settlement", "story", "statement"] {
+        assert!(fig[route]["requests"].as_u64().unwrap() > 0, "{fig}");
+        assert!(fig[route]["p99_ms"].as_f64().unwrap() >= fig[route]["p50_ms"].as_f64().unwrap());
+    }
+    let post = &fig["post_transactions"];
+    let posted = std::fs::read_to_string(work.path().join("next-day/transactions.jsonl"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    let counted = ["accepted", "duplicates", "rejected"]
+        .iter()
+        .map(|k| post[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(counted, posted, "{fig}");
+    assert!(
+        post["accepted"].as_u64().unwrap() > posted * 9 / 10,
+        "{fig}"
+    );
+    assert_eq!(post["posts"].as_u64(), Some(posted.div_ceil(200)), "{fig}");
+}

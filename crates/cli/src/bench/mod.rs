@@ -13,6 +13,7 @@
 //! each.
 
 mod raw;
+mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,22 @@ pub struct BenchArgs {
     /// at sizes where the other stages would take too long.
     #[arg(long)]
     pub replay_only: bool,
+    /// The operators' service under load instead of the pipeline stages:
+    /// `clearing serve` on a ledger of `--txns`, driven on loopback.
+    #[arg(long)]
+    pub serve: bool,
+    /// With `--serve`: seconds of load per read route.
+    #[arg(long, default_value_t = 10)]
+    pub serve_secs: u64,
+    /// With `--serve`: concurrent clients per read route.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// With `--serve`: transactions of the next day posted to the service.
+    #[arg(long, default_value_t = 100_000)]
+    pub post_txns: usize,
+    /// With `--serve`: lines per `POST /v1/transactions` body.
+    #[arg(long, default_value_t = 1000)]
+    pub post_lines: usize,
     /// Where to put the bench's data dirs (default: a temporary directory).
     #[arg(long)]
     pub work_dir: Option<std::path::PathBuf>,
@@ -249,6 +266,9 @@ pub fn run(cfg: &Config, args: BenchArgs, out: &mut dyn Write) -> Result<()> {
     };
     if args.replay_only {
         return replay_only(cfg, &input, args.format, out);
+    }
+    if args.serve {
+        return serve::run(cfg, &args, &input, out);
     }
     let fig = stages(cfg, &input)?;
     match args.format {

@@ -268,6 +268,24 @@ fn every_read_route_answers_what_its_command_prints_and_every_route_checks_the_r
             .map(|v| v.parse::<u64>().unwrap())
     };
     assert!(applied("SaleRecorded") >= Some(2), "{text}");
+    // a full card number posted to the service is masked before anything
+    // answers it: the summary, the story, the metrics never hold it
+    let full = "6228480012345678";
+    let carded = std::fs::read_to_string(&extra)
+        .unwrap()
+        .replace("\"L2\"", "\"L3\"")
+        .replace("\"78\"", "\"79\"")
+        .replace("\"card\": null", &format!("\"card\": \"{full}\""));
+    let broken = carded.replace("\"amount\": \"1.00\"", "\"amount\": \"x\"");
+    let body = format!("{carded}\n{}", broken.replace("L3", "L4"));
+    let (code, summary) = call(&s, "POST", "/v1/transactions", Some(&t.operator), &body);
+    assert_eq!(code, 200, "{summary}");
+    let (_, story) = call(&s, "GET", "/v1/txn/L3", Some(&t.viewer), "");
+    assert!(story.contains("622848******5678"), "{story}");
+    let (_, text) = call(&s, "GET", "/metrics", Some(&t.viewer), "");
+    for answer in [&summary, &story, &text] {
+        assert!(!answer.contains(full), "{answer}");
+    }
     // the date's latest run, as a rerun of its file prints it
     let (code, body) = call(&s, "GET", "/v1/recon/2026-11-20", Some(&t.viewer), "");
     assert_eq!(code, 200, "{body}");

@@ -39,7 +39,10 @@ fn every_operation_of_the_openapi_document_holds_under_schemathesis() {
         .args(["--header", &format!("Authorization: Bearer {admin}")])
         .args(["--checks", "all"])
         .args(["--exclude-checks", "positive_data_acceptance"])
-        .args(["--max-examples", "40", "--workers", "2", "--seed", &seed])
+        // one worker: with two, hypothesis's cache of lambda sources can
+        // race and the run ends in an error of the tool's own (not a
+        // finding about the API)
+        .args(["--max-examples", "40", "--workers", "1", "--seed", &seed])
         .args(["--report", "junit", "--report-junit-path"])
         .arg(&junit)
         // its cache (.schemathesis/) goes beside the ledger

@@ -117,7 +117,7 @@ fn follow_embedded(
 }
 
 /// Sleeps for `d`, waking early when `stop` is set.
-fn sleep_unless(stop: &AtomicBool, d: Duration) {
+pub fn sleep_unless(stop: &AtomicBool, d: Duration) {
     let step = Duration::from_millis(10);
     let mut slept = Duration::ZERO;
     while slept < d && !stop.load(Ordering::SeqCst) {

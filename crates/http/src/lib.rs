@@ -135,11 +135,7 @@ impl Shared {
                     tracing::warn!(error = %e, "the service's follower could not catch up");
                 }
             }
-            let mut slept = Duration::ZERO;
-            while slept < poll && !stop.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(20));
-                slept += Duration::from_millis(20);
-            }
+            clearing_app::project::sleep_unless(stop, poll);
         }
     }
 

@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use clearing_app::{Config, ReadLedger};
 use serde::Serialize;
 
-use super::{describe, global_args, ingest_file, prepare, stage_config, BenchArgs, Input};
+use super::{describe, global_args, stage_config, timed_ingest, BenchArgs, Input};
 use crate::render::{self, Format};
 
 #[derive(Serialize)]
@@ -79,10 +79,7 @@ pub(super) fn run(
 ) -> Result<()> {
     let stage = stage_config(cfg, &input.root.join("serve"), "serve")?;
     eprintln!("bench: building the ledger of {} transactions", input.lines);
-    {
-        let mut r = prepare(&stage, &input.dir)?;
-        ingest_file(&mut r, &input.txn_file)?;
-    }
+    timed_ingest(&stage, input)?;
     drop(ReadLedger::open(&stage)?);
     let next = input.root.join("next-day");
     let params = crate::gen::Params {

@@ -16,6 +16,7 @@ pub mod channel;
 pub mod dates;
 pub mod events;
 pub mod fees;
+pub mod hashing;
 pub mod hex;
 pub mod ingest;
 pub mod mask;

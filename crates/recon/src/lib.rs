@@ -15,13 +15,13 @@ use std::io::Read;
 
 use chrono::{Days, NaiveDate, NaiveTime};
 use clearing_core::calendar::is_near_cutoff_local;
+use clearing_core::hashing::Hashing;
 use clearing_core::recon::{
     Counts, Finding, HeldItem, LedgerItem, LedgerStatus, MatchKey, Matcher, ReconType,
     ReconciliationBreak, ReconciliationRun,
 };
 use clearing_core::{Event, Fen, Timestamp, TxnResult, TxnType};
 use clearing_projector::{Projector, ReconEntry};
-use sha2::{Digest, Sha256};
 
 pub use reader::{BadLine, FileError, Layout};
 
@@ -147,20 +147,6 @@ pub fn held_in(
         .collect())
 }
 
-/// Hashes what passes through, so a file is read once.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// What streaming one file through the matcher gives.
 pub struct Matched {
     pub outcome: clearing_core::recon::Outcome,
@@ -180,10 +166,7 @@ pub fn match_file<R: Read>(
     date: NaiveDate,
     mut matcher: Matcher,
 ) -> Result<Matched, ReconError> {
-    let mut hashing = Hashing {
-        inner: input,
-        hasher: Sha256::new(),
-    };
+    let mut hashing = Hashing::new(input);
     let (lines, bad_lines, bad, other, dated, example) = {
         let mut reader = reader::ChannelReader::new(file, &mut hashing, layout, date)?;
         let (mut lines, mut bad_lines, mut bad) = (0u64, 0u64, Vec::new());
@@ -235,7 +218,7 @@ pub fn match_file<R: Read>(
         file: file.to_string(),
         source,
     })?;
-    let file_sha256 = clearing_core::hex::encode(&hashing.hasher.finalize());
+    let file_sha256 = clearing_core::hex::encode(&hashing.take_sum());
     Ok(Matched {
         outcome: matcher.finish(),
         file_sha256,

@@ -33,7 +33,6 @@ impl Projector {
         state: &mut DigestState,
         bytes_max: u64,
     ) -> Result<(), ProjectorError> {
-        use rayon::prelude::*;
         /// Stored bytes whose records are split and hashed in parallel at
         /// a time: bounds the memory of the decompressed records.
         const CHUNK_BYTES: u64 = 8 << 20;
@@ -74,18 +73,7 @@ impl Projector {
                     continue;
                 }
             }
-            // Each stored value's records (or the value itself), hashed in
-            // parallel; the record hashes then go into the digest in order.
-            let hashed: Vec<Vec<[u8; 32]>> = chunk
-                .par_iter()
-                .map(|(k, v)| self.record_hashes(k, v))
-                .collect::<Result<_, _>>()?;
-            for h in hashed.iter().flatten() {
-                state.hasher.update(h);
-            }
-            if let Some((k, _)) = chunk.last() {
-                state.after = Some(k.to_vec());
-            }
+            self.hash_chunk(&chunk, state)?;
             chunk.clear();
             chunk_bytes = 0;
             if stopped {
@@ -96,6 +84,28 @@ impl Projector {
             }
         }
         state.done = true;
+        Ok(())
+    }
+
+    /// Goes on with `state` over `chunk`, stored keys and values next in
+    /// key order: each value's records (or the value itself) hashed in
+    /// parallel, the record hashes then put into the digest in order.
+    pub(crate) fn hash_chunk(
+        &self,
+        chunk: &[(sled::IVec, sled::IVec)],
+        state: &mut DigestState,
+    ) -> Result<(), ProjectorError> {
+        use rayon::prelude::*;
+        let hashed: Vec<Vec<[u8; 32]>> = chunk
+            .par_iter()
+            .map(|(k, v)| self.record_hashes(k, v))
+            .collect::<Result<_, _>>()?;
+        for h in hashed.iter().flatten() {
+            state.hasher.update(h);
+        }
+        if let Some((k, _)) = chunk.last() {
+            state.after = Some(k.to_vec());
+        }
         Ok(())
     }
 

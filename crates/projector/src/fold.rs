@@ -55,6 +55,11 @@ pub struct Changes {
     pub(crate) by_type: std::collections::BTreeMap<&'static str, u64>,
     /// Messages that are not events, for the caller to dead-letter.
     pub(crate) undecodable: Vec<Undecodable>,
+    /// The latest `recorded_at` (µs since the epoch) of the batch's events,
+    /// applied or redelivered; `i64::MIN` when it holds none.
+    pub(crate) recorded_through: i64,
+    /// The latest business date of the batch's transactions.
+    pub(crate) latest_date: Option<NaiveDate>,
 }
 
 impl Changes {
@@ -89,6 +94,7 @@ pub fn fold(
         },
         ..Folding::default()
     };
+    f.changes.recorded_through = i64::MIN;
     for item in items {
         let event = match item.event {
             Ok(e) => e,
@@ -97,6 +103,10 @@ pub fn fold(
                 continue;
             }
         };
+        f.changes.recorded_through = f
+            .changes
+            .recorded_through
+            .max(event.recorded_at.at().timestamp_micros());
         if event.seq > 0 && !f.raise_mark(&high_water, &event) {
             f.changes.redelivered += 1;
             continue;
@@ -105,10 +115,25 @@ pub fn fold(
         *f.changes.by_type.entry(event.body.type_name()).or_default() += 1;
         f.event(item.position, &event);
     }
+    f.changes.latest_date = f.txns.keys().next_back().copied();
     if let Some(first) = first {
         f.segments(first);
     }
     f.changes
+}
+
+/// The latest business date of the transactions among `items`.
+pub fn latest_date(items: &[Item]) -> Option<NaiveDate> {
+    items
+        .iter()
+        .filter_map(|i| match &i.event {
+            Ok(Event {
+                body: EventBody::TransactionRecorded(t),
+                ..
+            }) => Some(t.business_date),
+            _ => None,
+        })
+        .max()
 }
 
 /// The batch is one partition's, in order, after the stored position, and

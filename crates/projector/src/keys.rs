@@ -229,6 +229,13 @@ pub fn version_after(prefix: &[u8], k: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(k.strip_prefix(prefix)?.try_into().ok()?))
 }
 
+/// The business date of a segment key (`PREFIX/DATE/…`).
+pub fn segment_date(k: &[u8]) -> Option<NaiveDate> {
+    let (_, date_part) = SegmentKind::of_key(k)?;
+    let text = std::str::from_utf8(&k[date_part - 1 - DATE_LEN..date_part - 1]).ok()?;
+    text.parse().ok()
+}
+
 /// Keys left out of the digest: where the state stands, not what it is.
 pub fn is_position(k: &[u8]) -> bool {
     k.starts_with(POSITION)

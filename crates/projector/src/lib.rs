@@ -27,10 +27,12 @@ mod entries;
 mod fold;
 mod keys;
 mod queries;
+pub mod snapshot;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
 use clearing_consumer::{
     catch_up, catch_up_until, check_tips, CatchUp, ConsumeError, Handler, Item, Tip, Undecodable,
 };
@@ -43,6 +45,7 @@ use clearing_log::{EventLog, Positions, Topic};
 pub use digest::DigestState;
 pub use entries::{ReconEntry, TxnEntry};
 pub use fold::{fold, Changes, Stand};
+pub use snapshot::{SnapshotHeader, SNAPSHOT_FORMAT};
 
 use entries::RowValue;
 use keys::{Key, Prefix};
@@ -67,25 +70,48 @@ pub enum ProjectorError {
     Behind(clearing_consumer::TipError),
 }
 
-fn encode_tip(t: &Tip) -> Vec<u8> {
-    let mut v = Vec::with_capacity(41);
+/// A position's value: the tip, then the latest `recorded_at` of the
+/// partition's events so far (µs, i64 BE).
+fn encode_tip(t: &Tip, through: i64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(49);
     v.extend_from_slice(&t.next.to_be_bytes());
     v.extend_from_slice(&t.link.hash);
     v.push(u8::from(t.link.carried));
+    v.extend_from_slice(&through.to_be_bytes());
     v
 }
 
-fn decode_tip(v: &[u8]) -> Option<Tip> {
-    if v.len() != 41 {
-        return None;
-    }
-    Some(Tip {
+/// A position's value; one stored before `recorded_at` was kept (41
+/// bytes) gives `THROUGH_UNKNOWN`.
+fn decode_tip(v: &[u8]) -> Option<(Tip, i64)> {
+    let through = match v.len() {
+        41 => snapshot::THROUGH_UNKNOWN,
+        49 => i64::from_be_bytes(v[41..49].try_into().ok()?),
+        _ => return None,
+    };
+    let tip = Tip {
         next: u64::from_be_bytes(v[..8].try_into().ok()?),
         link: Link {
             hash: v[8..40].try_into().ok()?,
             carried: v[40] == 1,
         },
-    })
+    };
+    Some((tip, through))
+}
+
+/// When the live projector writes snapshots (`snapshot`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// Where (`DATA_DIR/snapshots`).
+    pub dir: PathBuf,
+    /// A snapshot after every this many offsets applied since the last
+    /// one (0: never on count).
+    pub every: u64,
+    /// A snapshot before the first transaction of a business date later
+    /// than every date the state holds: the close of the dates before.
+    pub at_date_close: bool,
+    /// Snapshots kept; older ones are deleted.
+    pub keep: usize,
 }
 
 /// Events projected per batch. Each batch is one atomic sled write; big
@@ -103,7 +129,7 @@ pub const PROJECT_BATCH_MAX: usize = 32_768;
 /// 5: high-water marks one value per partition (`hw/PARTITION`, postcard).
 /// 6: positions carry the link of the last record applied (checked
 /// against the log on open).
-const FORMAT: u32 = 6;
+pub(crate) const FORMAT: u32 = 6;
 const FORMAT_KEY: &[u8] = b"format";
 
 pub struct Projector {
@@ -113,6 +139,13 @@ pub struct Projector {
     positions: Positions,
     /// The link of the last record applied, per partition.
     tips: BTreeMap<u32, Tip>,
+    /// The latest `recorded_at` (µs) of the events applied, per partition
+    /// (stored with the position).
+    through: BTreeMap<u32, i64>,
+    /// The latest business date of the transactions the state holds.
+    latest_date: Option<NaiveDate>,
+    /// When to write snapshots, and the offsets of the newest one.
+    snapshots: Option<(SnapshotPolicy, u64)>,
     /// Whether the stored positions were checked against the log.
     checked: bool,
     /// Highest `seq` applied per event key, per partition (a key's events
@@ -191,6 +224,9 @@ impl Projector {
             tree,
             positions: Positions::new(),
             tips: BTreeMap::new(),
+            through: BTreeMap::new(),
+            latest_date: None,
+            snapshots: None,
             checked: false,
             high_water: HashMap::new(),
             dense: false,
@@ -199,13 +235,16 @@ impl Projector {
             undecodable: Vec::new(),
             failed: Default::default(),
         };
-        p.tips = p.read_tips()?;
-        p.positions = p.tips.iter().map(|(p, t)| (*p, t.next)).collect();
+        let tips = p.read_tips()?;
+        p.positions = tips.iter().map(|(p, (t, _))| (*p, t.next)).collect();
+        p.through = tips.iter().map(|(p, (_, r))| (*p, *r)).collect();
+        p.tips = tips.into_iter().map(|(p, (t, _))| (p, t)).collect();
+        p.latest_date = p.read_latest_date()?;
         p.high_water = p.read_high_water()?;
         Ok(p)
     }
 
-    fn read_tips(&self) -> Result<BTreeMap<u32, Tip>, ProjectorError> {
+    fn read_tips(&self) -> Result<BTreeMap<u32, (Tip, i64)>, ProjectorError> {
         let mut out = BTreeMap::new();
         for kv in self.tree.scan_prefix(Prefix::Positions.bytes()) {
             let (k, v) = kv.map_err(|e| self.storage(e))?;
@@ -248,6 +287,61 @@ impl Projector {
             out.insert(partition, marks.into_iter().collect());
         }
         Ok(out)
+    }
+
+    /// The business date of the last transaction segment (`txn/DATE/…`).
+    fn read_latest_date(&self) -> Result<Option<NaiveDate>, ProjectorError> {
+        let Some(kv) = self
+            .tree
+            .scan_prefix(Prefix::AllSegments(keys::SegmentKind::Txn).bytes())
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let (k, _) = kv.map_err(|e| self.storage(e))?;
+        keys::segment_date(&k)
+            .map(Some)
+            .ok_or_else(|| self.corrupt("transaction segment key"))
+    }
+
+    /// Has this (live) projector write snapshots as `policy` says.
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy) -> Projector {
+        let newest = snapshot::list(&policy.dir)
+            .iter()
+            .filter_map(|f| f.header.as_ref().ok().map(|h| h.offsets()))
+            .max()
+            .unwrap_or(0);
+        self.snapshots = Some((policy, newest));
+        self
+    }
+
+    /// Offsets applied, summed over partitions.
+    fn offsets(&self) -> u64 {
+        self.positions.iter().map(|(_, o)| o).sum()
+    }
+
+    /// Writes a snapshot now if `reason` says one is due and the state has
+    /// moved since the newest. A snapshot that cannot be written is only a
+    /// warning: the projections themselves are whole.
+    fn snapshot_if(&mut self, reason: Option<String>) {
+        let Some((policy, newest)) = &self.snapshots else {
+            return;
+        };
+        let Some(reason) = reason else {
+            return;
+        };
+        if self.offsets() == *newest {
+            return;
+        }
+        let policy = policy.clone();
+        match self.write_snapshot(&policy.dir, &reason) {
+            Ok((path, header)) => {
+                tracing::info!(path = %path.display(), offsets = header.offsets(), %reason, "snapshot written");
+                self.snapshots = Some((policy.clone(), header.offsets()));
+                snapshot::prune(&policy.dir, policy.keep);
+            }
+            Err(e) => tracing::warn!(error = %e, "snapshot not written"),
+        }
     }
 
     /// Tells the projector whether the log it reads has offsets without
@@ -398,11 +492,22 @@ impl Projector {
             next: changes.next_offset,
             link: changes.last_link,
         };
-        batch.insert(Key::Position(changes.partition).bytes(), encode_tip(&tip));
+        let through = self
+            .through
+            .get(&changes.partition)
+            .copied()
+            .unwrap_or(i64::MIN)
+            .max(changes.recorded_through);
+        batch.insert(
+            Key::Position(changes.partition).bytes(),
+            encode_tip(&tip, through),
+        );
         faults::check(Point::StoreBatch).map_err(|e| self.io(e))?;
         self.tree.apply_batch(batch).map_err(|e| self.storage(e))?;
         self.positions.set(changes.partition, changes.next_offset);
         self.tips.insert(changes.partition, tip);
+        self.through.insert(changes.partition, through);
+        self.latest_date = self.latest_date.max(changes.latest_date);
         if let Some(marks) = marks.filter(|_| !changes.high_water.is_empty()) {
             self.high_water.insert(changes.partition, marks);
         }
@@ -431,6 +536,15 @@ impl Handler for Projector {
         if items.is_empty() {
             return Ok(());
         }
+        // The close of the dates the state holds: before the first
+        // transaction of a later one.
+        let closing = match (&self.snapshots, self.latest_date) {
+            (Some((policy, _)), Some(held)) if policy.at_date_close => fold::latest_date(&items)
+                .filter(|d| *d > held)
+                .map(|_| held),
+            _ => None,
+        };
+        self.snapshot_if(closing.map(|d| format!("close of {d}")));
         let stand = Stand {
             partition,
             next: self.positions.next(partition),
@@ -443,6 +557,12 @@ impl Handler for Projector {
             items,
             next_offset,
         );
-        self.store(changes)
+        self.store(changes)?;
+        let due = self.snapshots.as_ref().and_then(|(policy, newest)| {
+            (policy.every > 0 && self.offsets().saturating_sub(*newest) >= policy.every)
+                .then(|| format!("every {} offsets", policy.every))
+        });
+        self.snapshot_if(due);
+        Ok(())
     }
 }

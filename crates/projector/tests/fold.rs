@@ -195,7 +195,7 @@ fn projected(p: &Projector) -> (BTreeMap<RowKey, RowDelta>, BTreeMap<String, Fla
 /// Applies `log` (positions = indexes) in batches of the given sizes,
 /// reopening the projector at `restart_at` batches.
 fn project(dir: &Path, log: &[Event], batch_sizes: &[usize], restart_at: usize) -> Projector {
-    let mut p = Projector::open(dir).unwrap();
+    let mut p = open_store(dir).unwrap();
     let mut batch_no = 0;
     loop {
         let from = p.positions().get(&0).copied().unwrap_or(0) as usize;
@@ -219,7 +219,7 @@ fn project(dir: &Path, log: &[Event], batch_sizes: &[usize], restart_at: usize) 
         batch_no += 1;
         if batch_no == restart_at {
             drop(p);
-            p = Projector::open(dir).unwrap();
+            p = open_store(dir).unwrap();
         }
     }
 }
@@ -311,7 +311,7 @@ fn projection_equals_the_in_memory_fold_across_batches_restarts_and_redeliveries
 #[test]
 fn an_undecodable_event_is_recorded_not_skipped_silently() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = Projector::open(dir.path()).unwrap();
+    let mut p = open_store(dir.path()).unwrap();
     let bad = Event::decode(b"{\"not\":\"an event\"}").unwrap_err();
     p.apply(
         0,
@@ -389,7 +389,7 @@ fn projections_of_an_earlier_format_are_rebuilt_from_the_log() {
     }
     let p = (0..500)
         .find_map(|_| {
-            Projector::open(dir.path())
+            open_store(dir.path())
                 .map_err(|_| std::thread::sleep(std::time::Duration::from_millis(20)))
                 .ok()
         })
@@ -404,4 +404,171 @@ fn projections_of_an_earlier_format_are_rebuilt_from_the_log() {
     assert!(dates()
         .iter()
         .any(|d| !p.recon_entries(*d).unwrap().is_empty()));
+}
+
+/// A projector with `policy` writing snapshots as it goes over `log`; then
+/// every snapshot written, restored into a fresh store and brought to the
+/// end of the log, has the live state's digest, and holds the digest of
+/// the log's prefix up to its position projected from scratch.
+#[test]
+fn a_snapshot_restored_and_brought_to_the_end_has_the_digest_of_the_whole_log() {
+    use clearing_projector::snapshot::{self, Restoring};
+    use clearing_projector::SnapshotPolicy;
+    let mut r = seeded_runner("a_snapshot_restored_has_the_digest", 24);
+    let op = (
+        0u8..10,
+        0usize..3,
+        1i64..=3_000_000,
+        0u32..3,
+        8u32..24,
+        proptest::bool::weighted(0.1),
+        proptest::bool::weighted(0.1),
+    );
+    let strategy = (
+        proptest::collection::vec(op, 1..80),
+        proptest::collection::vec(1usize..20, 1..5),
+        1u64..40,
+    );
+    r.run(&strategy, |(ops, batch_sizes, every)| {
+        let log = events_of(&ops);
+        let live = tempfile::tempdir().unwrap();
+        let snaps = live.path().join("snapshots");
+        let policy = SnapshotPolicy {
+            dir: snaps.clone(),
+            every,
+            at_date_close: true,
+            keep: usize::MAX,
+        };
+        let p = {
+            let mut p = open_store(live.path()).unwrap().with_snapshots(policy);
+            let mut from = 0usize;
+            let mut batch_no = 0;
+            while from < log.len() {
+                let size = batch_sizes[batch_no % batch_sizes.len()];
+                let to = (from + size).min(log.len());
+                p.apply(0, items(&log, from, to), to as u64).unwrap();
+                from = to;
+                batch_no += 1;
+            }
+            p
+        };
+        let whole = p.digest().unwrap();
+        drop(p);
+        let found = snapshot::list(&snaps);
+        if log.len() as u64 > every {
+            prop_assert!(!found.is_empty(), "{} events, every {every}", log.len());
+        }
+        for f in &found {
+            let header = f.header.clone().unwrap();
+            let at = header.positions[&0] as usize;
+            // the prefix from scratch has the snapshot's digest
+            let scratch = tempfile::tempdir().unwrap();
+            let s = project(scratch.path(), &log[..at], &[7], usize::MAX);
+            prop_assert_eq!(s.digest().unwrap(), header.digest.clone());
+            // restored in small legs, then brought to the end
+            let into = tempfile::tempdir().unwrap();
+            let mut from = Restoring::open(&f.path).unwrap();
+            while !from.done() {
+                open_store(into.path())
+                    .unwrap()
+                    .restore_leg(&mut from, 1)
+                    .unwrap();
+            }
+            let restored = open_store(into.path()).unwrap();
+            prop_assert_eq!(restored.digest().unwrap(), header.digest.clone());
+            prop_assert_eq!(restored.positions().get(&0).copied(), Some(at as u64));
+            drop(restored);
+            let tail = project(into.path(), &log, &batch_sizes, usize::MAX);
+            prop_assert_eq!(tail.digest().unwrap(), whole.clone());
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_snapshot_with_a_changed_byte_or_another_format_is_refused() {
+    use clearing_projector::snapshot::{self, Restoring};
+    use clearing_projector::SnapshotPolicy;
+    let ops: Vec<_> = (0..30)
+        .map(|i| (0u8, i % 3, 1000 + i as i64, 0u32, 10u32, false, false))
+        .collect();
+    let log = events_of(&ops);
+    let live = tempfile::tempdir().unwrap();
+    let dir = live.path().join("snapshots");
+    let mut p = open_store(live.path())
+        .unwrap()
+        .with_snapshots(SnapshotPolicy {
+            dir: dir.clone(),
+            every: 10,
+            at_date_close: false,
+            keep: 2,
+        });
+    for from in (0..log.len()).step_by(5) {
+        let to = (from + 5).min(log.len());
+        p.apply(0, items(&log, from, to), to as u64).unwrap();
+    }
+    drop(p);
+    let found = snapshot::list(&dir);
+    assert_eq!(found.len(), 2, "the newest two are kept: {found:?}");
+    let path = found[1].path.clone();
+    let mut bytes = std::fs::read(&path).unwrap();
+
+    // a changed byte in the frames: the header still reads, the restore fails
+    let mid = 40.min(bytes.len() / 2);
+    bytes[mid] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let into = tempfile::tempdir().unwrap();
+    let mut from = Restoring::open(&path).unwrap();
+    let err = loop {
+        match open_store(into.path())
+            .unwrap()
+            .restore_leg(&mut from, u64::MAX)
+        {
+            Err(e) => break e,
+            Ok(()) if from.done() => panic!("a changed byte went unnoticed"),
+            Ok(()) => {}
+        }
+    };
+    assert!(err.contains("corrupt"), "{err}");
+
+    // another snapshot format: skipped with the reason
+    bytes[mid] ^= 0x55;
+    bytes[11] = 99;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = snapshot::read_header(&path).unwrap_err();
+    assert!(err.contains("snapshot format 99"), "{err}");
+    assert!(Restoring::open(&path).is_err());
+}
+
+fn items(log: &[Event], from: usize, to: usize) -> Vec<Item> {
+    (from..to)
+        .map(|i| Item {
+            link: clearing_core::chain::Link::of(&log[i].encode()),
+            position: Position {
+                partition: 0,
+                offset: i as u64,
+            },
+            event: Ok(log[i].clone()),
+            raw: None,
+        })
+        .collect()
+}
+
+/// Opens a store, waiting while the handle just dropped still holds its
+/// lock (sled's flusher lets go of it a moment after the drop), as the
+/// application's `retry_locked` does.
+fn open_store(dir: &Path) -> Result<Projector, clearing_projector::ProjectorError> {
+    let start = std::time::Instant::now();
+    loop {
+        match Projector::open(dir) {
+            Err(e)
+                if e.to_string().contains("lock")
+                    && start.elapsed() < std::time::Duration::from_secs(10) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other,
+        }
+    }
 }

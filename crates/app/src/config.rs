@@ -22,6 +22,35 @@ pub struct ConfigInput {
     pub kafka_timeout_secs: u64,
     /// One Kafka transaction per append to the events topic.
     pub kafka_transactions: bool,
+    /// Snapshots of the projections: every this many offsets (0: only at
+    /// date closes), and how many are kept (0: none are written).
+    pub snapshots: Snapshots,
+}
+
+/// When the live projector writes snapshots of its state into
+/// `DATA_DIR/snapshots/`: before the first transaction of each new
+/// business date (the close of the dates before), and after every `every`
+/// offsets; the newest `keep` are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshots {
+    pub every: u64,
+    pub keep: usize,
+}
+
+impl Snapshots {
+    pub const EVERY_DEFAULT: u64 = 5_000_000;
+    pub const KEEP_DEFAULT: usize = 4;
+    /// No snapshots at all.
+    pub const OFF: Snapshots = Snapshots { every: 0, keep: 0 };
+}
+
+impl Default for Snapshots {
+    fn default() -> Snapshots {
+        Snapshots {
+            every: Snapshots::EVERY_DEFAULT,
+            keep: Snapshots::KEEP_DEFAULT,
+        }
+    }
 }
 
 /// Validated configuration.
@@ -33,6 +62,7 @@ pub struct Config {
     pub kafka: Option<KafkaSettings>,
     /// Where recording times come from.
     pub clock: Clock,
+    pub snapshots: Snapshots,
 }
 
 /// The source of recording times: the system clock, or a fixed one for
@@ -57,6 +87,9 @@ impl std::fmt::Debug for Clock {
         f.write_str("Clock")
     }
 }
+
+/// The snapshots' directory in a data dir.
+pub const SNAPSHOT_DIR: &str = "snapshots";
 
 /// The data dir when none is given.
 pub const DATA_DIR_DEFAULT: &str = "./clearing-data";
@@ -96,6 +129,22 @@ impl Config {
             topics,
             kafka,
             clock: Clock::default(),
+            snapshots: input.snapshots,
+        })
+    }
+
+    /// Where the live projector keeps its snapshots.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.data_dir.join(SNAPSHOT_DIR)
+    }
+
+    /// The live projector's snapshot policy; `None` when snapshots are off.
+    pub fn snapshot_policy(&self) -> Option<clearing_projector::SnapshotPolicy> {
+        (self.snapshots.keep > 0).then(|| clearing_projector::SnapshotPolicy {
+            dir: self.snapshot_dir(),
+            every: self.snapshots.every,
+            at_date_close: true,
+            keep: self.snapshots.keep,
         })
     }
 

@@ -24,15 +24,16 @@ pub mod read;
 pub mod record;
 pub mod replay;
 pub mod resolve;
+pub mod snapshots;
 pub mod verify;
 pub mod views;
 
-pub use config::{now, Config, ConfigInput};
+pub use config::{now, Config, ConfigInput, Snapshots};
 pub use error::{AppError, Context, ErrorKind};
 pub use project::{follow, project, Following};
 pub use read::{Lag, ReadLedger};
 pub use record::{Named, ReconReport, Recorder};
-pub use replay::{replay, Live, ReplayMarker, Replayed};
+pub use replay::{replay, Live, ReplayMarker, ReplayOptions, Replayed};
 pub use verify::{verify, VerifyReport};
 
 /// The crates below the application, for front ends that need their

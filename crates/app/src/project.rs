@@ -23,6 +23,9 @@ pub(crate) fn catch_up(
     log: &dyn EventLog,
     p: &mut Projector,
 ) -> Result<CatchUp, AppError> {
+    if let Some(policy) = cfg.snapshot_policy() {
+        p.set_snapshots(policy);
+    }
     let stats = p.catch_up(log, |_| {}).context("projecting")?;
     dead_letter_undecodable(cfg, log, p)?;
     Ok(stats)

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{open_log, open_projector, Config};
 use crate::error::{AppError, Context};
+use crate::snapshots::{self, StartedFrom};
 use crate::views::DigestView;
 
 /// The file that marks a data dir as a replay.
@@ -65,9 +66,14 @@ pub struct ReplayMarker {
     /// Next offset per partition after the cut: the log position the
     /// state reflects.
     pub log_position: Positions,
+    /// Events applied by the replay: after the snapshot it started from,
+    /// if any.
     pub events: u64,
     pub digest: String,
     pub replayed_at: Timestamp,
+    /// The snapshot the replay started from; absent: the first event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_snapshot: Option<StartedFrom>,
 }
 
 /// The replay marker of a data dir, if it is a replay.
@@ -153,16 +159,38 @@ pub fn events_log(
 pub struct Replayed {
     pub marker: ReplayMarker,
     pub digest: DigestView,
+    /// Snapshots passed over, and why.
+    pub warnings: Vec<String>,
+}
+
+/// How a replay goes about it.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplayOptions {
+    /// Events applied before the store is closed and reopened.
+    pub leg_events: u64,
+    /// From the first event, whatever snapshots there are.
+    pub from_scratch: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> ReplayOptions {
+        ReplayOptions {
+            leg_events: REPLAY_LEG_EVENTS,
+            from_scratch: false,
+        }
+    }
 }
 
 /// Rebuilds the projections of `live`'s log, up to `cut`, into the fresh
-/// data dir `into`. `progress` hears the events applied so far and, when
-/// the log can say so, how many it holds.
+/// data dir `into`: from the newest usable snapshot at or before the cut
+/// (`snapshots`), unless told to start from scratch, then the log's
+/// events up to the cut. `progress` hears the offsets the state reflects
+/// so far and, when the log can say so, how many it holds.
 pub fn replay(
     live: Live<'_>,
     cut: &Cut,
     into: &Path,
-    leg_events: u64,
+    options: ReplayOptions,
     mut progress: impl FnMut(u64, Option<u64>),
 ) -> Result<Replayed, AppError> {
     let cfg = live.config();
@@ -180,8 +208,34 @@ pub fn replay(
         .flatten()
         .map(|ends| ends.total());
     let describe = log.describe();
+    let mut warnings = Vec::new();
+    let mut from_snapshot = None;
+    if !options.from_scratch {
+        let (usable, passed_over) = snapshots::before_cut(cfg, cut, partitions);
+        warnings.extend(passed_over);
+        for (path, header) in usable {
+            match snapshots::restore(&path, &header, into, &*log) {
+                Ok(started) => {
+                    from_snapshot = Some(started);
+                    break;
+                }
+                Err(why) => {
+                    warnings.push(format!("snapshot {} {why}: skipped", path.display()));
+                    snapshots::discard(into)?;
+                }
+            }
+        }
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     drop(log);
-    let (events, positions) = replay_legs(cfg, cut, into, leg_events, |n| progress(n, total))?;
+    let base = from_snapshot
+        .as_ref()
+        .map_or(0, |s: &StartedFrom| s.log_position.total());
+    let (events, positions) = replay_legs(cfg, cut, into, options.leg_events, |n| {
+        progress(base + n, total)
+    })?;
     let digest = digest_in_legs(into)?;
     let marker = ReplayMarker {
         source: describe,
@@ -191,6 +245,7 @@ pub fn replay(
         events,
         digest: digest.clone(),
         replayed_at: cfg.clock.now(),
+        from_snapshot,
     };
     let path = into.join(MARKER);
     let bytes = serde_json::to_vec_pretty(&marker).expect("the marker serialises");
@@ -199,6 +254,7 @@ pub fn replay(
     Ok(Replayed {
         marker,
         digest: DigestView::new(digest, &positions),
+        warnings,
     })
 }
 

@@ -5,6 +5,7 @@
 use clearing_core::chain::{self, Break};
 use clearing_core::{hex, Cut, Position, Positions};
 use clearing_log::{EventLog, Topic};
+use clearing_projector::snapshot;
 use serde::Serialize;
 
 use crate::config::{open_log, open_projector};
@@ -48,13 +49,41 @@ pub struct DigestCheck {
     pub error: Option<String>,
 }
 
+/// One snapshot of the live data dir against the state rebuilt from the
+/// log at its position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SnapshotCheck {
+    pub file: String,
+    /// The position it says it reflects (empty when its header does not read).
+    pub log_position: Positions,
+    /// The digest it carries.
+    pub digest: String,
+    pub rebuilt: String,
+    /// Its bytes are whole (SHA-256) and its digest is the rebuilt one.
+    pub equal: bool,
+    /// Of another format (left by an upgrade): not read, and no failure.
+    pub other_format: bool,
+    /// Why it is unusable: damaged, beyond the live position, …
+    pub error: Option<String>,
+}
+
+impl SnapshotCheck {
+    fn holds(&self) -> bool {
+        self.other_format || (self.equal && self.error.is_none())
+    }
+}
+
 /// `clearing verify --format json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyReport {
     pub chains: Vec<ChainView>,
     pub digest: DigestCheck,
-    /// Every chain holds and the digests are equal.
+    /// The live data dir's snapshots, oldest first.
+    pub snapshots: Vec<SnapshotCheck>,
+    /// Every chain holds, the digests are equal, and every snapshot of
+    /// this build's format is whole and has the digest of its position.
     pub ok: bool,
 }
 
@@ -70,11 +99,18 @@ impl VerifyReport {
         if let Some(e) = &self.digest.error {
             return Some(e.clone());
         }
-        (!self.digest.equal).then(|| {
-            format!(
+        if !self.digest.equal {
+            return Some(format!(
                 "the projections' digest {} is not the digest {} of the same log position ({}) rebuilt from the log",
                 self.digest.live, self.digest.rebuilt, self.digest.log_position
-            )
+            ));
+        }
+        self.snapshots.iter().find(|c| !c.holds()).map(|c| match &c.error {
+            Some(e) => format!("snapshot {} {e}", c.file),
+            None => format!(
+                "snapshot {} carries the digest {}, not the digest {} of its log position ({}) rebuilt from the log",
+                c.file, c.digest, c.rebuilt, c.log_position
+            ),
         })
     }
 }
@@ -108,12 +144,21 @@ pub fn verify(live: Live<'_>) -> Result<VerifyReport, AppError> {
             return Ok(VerifyReport {
                 chains,
                 digest,
+                snapshots: Vec::new(),
                 ok: false,
             });
         }
     };
+    // One rebuild from the first event, stopping at each snapshot's
+    // position on the way to the live one.
+    let live_cut = full_cut(&positions, partitions);
     let scratch = tempfile_in(&cfg.data_dir)?;
-    let cut = Cut::Before(full_cut(&positions, partitions));
+    let mut at = Positions::new();
+    let snapshots = snapshot::list(&cfg.snapshot_dir())
+        .into_iter()
+        .map(|found| check_snapshot(cfg, found, &live_cut, partitions, scratch.path(), &mut at))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cut = Cut::Before(live_cut);
     replay_legs(cfg, &cut, scratch.path(), REPLAY_LEG_EVENTS, |_| {})?;
     let rebuilt = digest_in_legs(scratch.path())?;
     let digest = DigestCheck {
@@ -123,8 +168,85 @@ pub fn verify(live: Live<'_>) -> Result<VerifyReport, AppError> {
         rebuilt,
         error: None,
     };
-    let ok = digest.equal && chains.iter().all(|c| c.broken.is_none());
-    Ok(VerifyReport { chains, digest, ok })
+    let ok = digest.equal
+        && chains.iter().all(|c| c.broken.is_none())
+        && snapshots.iter().all(SnapshotCheck::holds);
+    Ok(VerifyReport {
+        chains,
+        digest,
+        snapshots,
+        ok,
+    })
+}
+
+/// Checks one snapshot: its bytes against its SHA-256, and its digest
+/// against the state rebuilt at its position. `scratch` stands at `at`
+/// and is advanced to the snapshot's position when that lies between
+/// `at` and the live position; a snapshot elsewhere is rebuilt apart.
+fn check_snapshot(
+    cfg: &crate::Config,
+    found: snapshot::Found,
+    live_cut: &Positions,
+    partitions: u32,
+    scratch: &std::path::Path,
+    at: &mut Positions,
+) -> Result<SnapshotCheck, AppError> {
+    let file = found
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut check = SnapshotCheck {
+        file,
+        log_position: Positions::new(),
+        digest: String::new(),
+        rebuilt: String::new(),
+        equal: false,
+        other_format: found.other_format,
+        error: None,
+    };
+    let header = match found.header {
+        Ok(h) => h,
+        Err(why) => {
+            check.error = Some(why);
+            return Ok(check);
+        }
+    };
+    check.log_position = header.positions.iter().map(|(p, o)| (*p, *o)).collect();
+    check.digest = header.digest.clone();
+    if header.positions.keys().any(|p| *p >= partitions) {
+        check.error = Some("names partitions the log does not have".into());
+        return Ok(check);
+    }
+    if let Err(why) = snapshot::Restoring::open(&found.path).and_then(|r| r.check()) {
+        check.error = Some(why);
+        return Ok(check);
+    }
+    let cut = full_cut(&check.log_position, partitions);
+    let within = |lo: &Positions, hi: &Positions| (0..partitions).all(|p| lo.next(p) <= hi.next(p));
+    if !within(&cut, live_cut) {
+        check.error = Some(format!(
+            "lies beyond the live projections' position ({live_cut})"
+        ));
+        return Ok(check);
+    }
+    check.rebuilt = if within(at, &cut) {
+        let (_, reached) = replay_legs(cfg, &Cut::Before(cut), scratch, REPLAY_LEG_EVENTS, |_| {})?;
+        *at = reached;
+        digest_in_legs(scratch)?
+    } else {
+        let apart = tempfile_in(&cfg.data_dir)?;
+        replay_legs(
+            cfg,
+            &Cut::Before(cut),
+            apart.path(),
+            REPLAY_LEG_EVENTS,
+            |_| {},
+        )?;
+        digest_in_legs(apart.path())?
+    };
+    check.equal = check.rebuilt == check.digest;
+    Ok(check)
 }
 
 /// Positions naming every partition (0 for one never applied).

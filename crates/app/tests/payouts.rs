@@ -462,7 +462,10 @@ fn a_replay_to_a_moment_between_prepare_and_approve_shows_the_batch_prepared() {
         cfg.live().unwrap(),
         &Cut::Before(prepared.log_position.clone()),
         into.path(),
-        1_000,
+        clearing_app::ReplayOptions {
+            leg_events: 1_000,
+            from_scratch: false,
+        },
         |_, _| {},
     )
     .unwrap();

@@ -37,8 +37,18 @@ fn a_replayed_dir_refuses_every_change_and_reads_as_the_replay_left_it() {
     let settlement = live.settlement("2026-11-20".parse().unwrap()).unwrap();
     drop(live);
     let into = tempfile::tempdir().unwrap();
-    let replayed =
-        clearing_app::replay(cfg.live().unwrap(), &Cut::End, into.path(), 7, |_, _| {}).unwrap();
+    let options = clearing_app::ReplayOptions {
+        leg_events: 7,
+        from_scratch: true,
+    };
+    let replayed = clearing_app::replay(
+        cfg.live().unwrap(),
+        &Cut::End,
+        into.path(),
+        options,
+        |_, _| {},
+    )
+    .unwrap();
     assert_eq!(replayed.digest, digest);
 
     let rcfg = config(into.path());

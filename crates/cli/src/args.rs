@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clearing_app::core::{Cut, Timestamp};
-use clearing_app::{ConfigInput, Layout};
+use clearing_app::{ConfigInput, Layout, Snapshots};
 
 use crate::render::Format;
 
@@ -54,6 +54,25 @@ pub struct Cli {
         global = true
     )]
     pub kafka_transactions: Switch,
+    /// A snapshot of the projections after every this many events applied
+    /// since the last one (0: only at the close of each business date);
+    /// replays start from the newest usable one.
+    #[arg(
+        long,
+        env = "CLEARING_SNAPSHOT_EVERY",
+        default_value_t = Snapshots::EVERY_DEFAULT,
+        global = true
+    )]
+    pub snapshot_every: u64,
+    /// Snapshots kept in DATA_DIR/snapshots (older ones are deleted; 0:
+    /// none are written).
+    #[arg(
+        long,
+        env = "CLEARING_SNAPSHOT_KEEP",
+        default_value_t = Snapshots::KEEP_DEFAULT,
+        global = true
+    )]
+    pub snapshot_keep: usize,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -171,6 +190,9 @@ pub enum Command {
         /// reopened: what bounds a replay's memory.
         #[arg(long, default_value_t = clearing_app::replay::REPLAY_LEG_EVENTS)]
         leg_events: u64,
+        /// From the first event, ignoring the live data dir's snapshots.
+        #[arg(long)]
+        from_scratch: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -451,6 +473,10 @@ impl Cli {
             partitions: self.partitions,
             kafka_timeout_secs: self.kafka_timeout_secs,
             kafka_transactions: self.kafka_transactions == Switch::On,
+            snapshots: Snapshots {
+                every: self.snapshot_every,
+                keep: self.snapshot_keep,
+            },
         }
     }
 }

@@ -94,8 +94,15 @@ pub fn run(cli: Cli) -> Result<()> {
             until,
             into,
             leg_events,
+            from_scratch,
             format,
-        } => replay(&cfg, &until, &into, leg_events, format, out),
+        } => {
+            let options = clearing_app::ReplayOptions {
+                leg_events,
+                from_scratch,
+            };
+            replay(&cfg, &until, &into, options, format, out)
+        }
         Command::Txn {
             command: TxnCommand::Show { id, format },
         } => {
@@ -292,14 +299,14 @@ fn replay(
     cfg: &Config,
     until: &clearing_app::core::Cut,
     into: &Path,
-    leg_events: u64,
+    options: clearing_app::ReplayOptions,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<()> {
     let bar = std::io::stderr()
         .is_terminal()
         .then(indicatif::ProgressBar::no_length);
-    let r = clearing_app::replay(cfg.live()?, until, into, leg_events, |n, total| {
+    let r = clearing_app::replay(cfg.live()?, until, into, options, |n, total| {
         if let Some(b) = &bar {
             if let (Some(t), None) = (total, b.length()) {
                 b.set_length(t);
@@ -316,10 +323,22 @@ fn replay(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    for w in &r.warnings {
+        eprintln!("clearing: warning: {w}");
+    }
     // `--format json` output goes to stdout alone.
     if format != Format::Json {
+        let start = match &r.marker.from_snapshot {
+            Some(s) => format!(
+                " after snapshot {} ({}, {} events)",
+                s.file,
+                s.reason,
+                s.log_position.total()
+            ),
+            None => " from the first event".to_string(),
+        };
         eprintln!(
-            "clearing: replayed {} events of {} until {} into {}",
+            "clearing: replayed {} events{start} of {} until {} into {}",
             r.marker.events,
             r.marker.source,
             r.marker.until,

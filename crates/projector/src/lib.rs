@@ -99,6 +99,9 @@ fn decode_tip(v: &[u8]) -> Option<(Tip, i64)> {
     Some((tip, through))
 }
 
+/// The projections' store in a data dir.
+pub const STORE_DIR: &str = "projections";
+
 /// When the live projector writes snapshots (`snapshot`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotPolicy {
@@ -183,7 +186,7 @@ impl Drop for Projector {
 impl Projector {
     /// Opens the projections of a data directory (creating them).
     pub fn open(data_dir: &Path) -> Result<Projector, ProjectorError> {
-        let path = data_dir.join("projections");
+        let path = data_dir.join(STORE_DIR);
         let storage = |source| match source {
             sled::Error::Corruption { .. } => ProjectorError::Corrupt {
                 path: path.display().to_string(),
@@ -306,13 +309,22 @@ impl Projector {
 
     /// Has this (live) projector write snapshots as `policy` says.
     pub fn with_snapshots(mut self, policy: SnapshotPolicy) -> Projector {
+        self.set_snapshots(policy);
+        self
+    }
+
+    /// Has this (live) projector write snapshots as `policy` says, unless
+    /// it already does.
+    pub fn set_snapshots(&mut self, policy: SnapshotPolicy) {
+        if self.snapshots.as_ref().is_some_and(|(p, _)| *p == policy) {
+            return;
+        }
         let newest = snapshot::list(&policy.dir)
             .iter()
             .filter_map(|f| f.header.as_ref().ok().map(|h| h.offsets()))
             .max()
             .unwrap_or(0);
         self.snapshots = Some((policy, newest));
-        self
     }
 
     /// Offsets applied, summed over partitions.

@@ -77,6 +77,9 @@ pub struct Found {
     pub path: PathBuf,
     /// Its header, or why it cannot be used.
     pub header: Result<SnapshotHeader, String>,
+    /// It cannot be used because it is of another snapshot or projection
+    /// format (an upgrade left it behind), not because it is damaged.
+    pub other_format: bool,
 }
 
 /// Every `*.snap` file of `dir` (none when it does not exist), oldest
@@ -88,9 +91,16 @@ pub fn list(dir: &Path) -> Vec<Found> {
     let mut found: Vec<Found> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_str().is_some_and(|s| s.ends_with(SUFFIX)))
-        .map(|path| Found {
-            header: read_header(&path),
-            path,
+        .map(|path| {
+            let (header, other_format) = match header_of(&path) {
+                Ok(h) => (Ok(h), false),
+                Err((why, other_format)) => (Err(why), other_format),
+            };
+            Found {
+                header,
+                other_format,
+                path,
+            }
         })
         .collect();
     found.sort_by_key(|f| match &f.header {
@@ -102,6 +112,44 @@ pub fn list(dir: &Path) -> Vec<Found> {
 
 /// The header of a snapshot file, without checking the rest of it.
 pub fn read_header(path: &Path) -> Result<SnapshotHeader, String> {
+    header_of(path).map_err(|(why, _)| why)
+}
+
+/// The header, or why not and whether because of its format.
+fn header_of(path: &Path) -> Result<SnapshotHeader, (String, bool)> {
+    let other_format = |why: String| (why, true);
+    let damaged = |why: String| (why, false);
+    let h = header_unchecked(path).map_err(|e| match e {
+        Unread::Format(why) => other_format(why),
+        Unread::Damaged(why) => damaged(why),
+    })?;
+    if h.projection_format != FORMAT {
+        return Err(other_format(format!(
+            "holds projections of format {}; this build's are of format {FORMAT}",
+            h.projection_format
+        )));
+    }
+    Ok(h)
+}
+
+enum Unread {
+    Format(String),
+    Damaged(String),
+}
+
+impl From<String> for Unread {
+    fn from(why: String) -> Unread {
+        Unread::Damaged(why)
+    }
+}
+
+impl From<&str> for Unread {
+    fn from(why: &str) -> Unread {
+        Unread::Damaged(why.to_string())
+    }
+}
+
+fn header_unchecked(path: &Path) -> Result<SnapshotHeader, Unread> {
     let mut f = std::fs::File::open(path).map_err(|e| format!("cannot be opened: {e}"))?;
     let len = f.metadata().map_err(|e| e.to_string())?.len();
     let mut head = [0u8; 12];
@@ -112,9 +160,9 @@ pub fn read_header(path: &Path) -> Result<SnapshotHeader, String> {
     }
     let format = u32::from_be_bytes(head[8..12].try_into().expect("4 bytes"));
     if format != SNAPSHOT_FORMAT {
-        return Err(format!(
+        return Err(Unread::Format(format!(
             "is of snapshot format {format}; this build reads {SNAPSHOT_FORMAT}"
-        ));
+        )));
     }
     if len < 12 + 4 + 36 {
         return Err("is cut short".into());
@@ -131,15 +179,8 @@ pub fn read_header(path: &Path) -> Result<SnapshotHeader, String> {
     f.seek(SeekFrom::Start(len - 36 - header_len))
         .and_then(|_| f.read_exact(&mut header))
         .map_err(|e| format!("cannot be read: {e}"))?;
-    let h: SnapshotHeader =
-        serde_json::from_slice(&header).map_err(|e| format!("is corrupt (header: {e})"))?;
-    if h.projection_format != FORMAT {
-        return Err(format!(
-            "holds projections of format {}; this build's are of format {FORMAT}",
-            h.projection_format
-        ));
-    }
-    Ok(h)
+    serde_json::from_slice(&header)
+        .map_err(|e| Unread::Damaged(format!("is corrupt (header: {e})")))
 }
 
 /// One frame's keys and values.
@@ -171,6 +212,13 @@ impl Restoring {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Reads the rest of the file without restoring it: `Ok` when every
+    /// frame reads and its SHA-256 is the one it carries.
+    pub fn check(mut self) -> Result<SnapshotHeader, String> {
+        while self.next_frame()?.is_some() {}
+        Ok(self.header)
     }
 
     pub fn done(&self) -> bool {

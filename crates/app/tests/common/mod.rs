@@ -8,7 +8,7 @@ use clearing_app::config::Clock;
 use clearing_app::core::Timestamp;
 use clearing_app::log::embedded::EmbeddedLog;
 use clearing_app::log::{EventLog, Record, Topic, TopicNames};
-use clearing_app::{Config, ConfigInput, Named, Recorder};
+use clearing_app::{Config, ConfigInput, Named, Recorder, Snapshots};
 
 pub const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/day1");
 
@@ -24,6 +24,7 @@ pub fn config(dir: &Path) -> Config {
         partitions: 8,
         kafka_timeout_secs: 120,
         kafka_transactions: true,
+        snapshots: Snapshots::default(),
     })
     .unwrap()
 }

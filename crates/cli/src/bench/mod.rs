@@ -14,6 +14,7 @@
 
 mod raw;
 mod serve;
+mod snapshots;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -94,14 +95,18 @@ struct Figures {
     /// Of the recon's time: loading the date's ledger side from sled.
     recon_ledger_side_s: f64,
     recon_s: f64,
-    /// `clearing replay --until end` of the stage's log into a fresh dir,
-    /// run as its own process: events over its wall time, digest included.
+    /// `clearing replay --until end --from-scratch` of the stage's log into
+    /// a fresh dir, run as its own process: events over its wall time,
+    /// digest included.
     replay_events_per_s: f64,
     replay_s: f64,
     /// Peak resident memory of the replay process.
     replay_peak_rss_mib: f64,
+    replay_peak_rss_bytes: u64,
     /// Replay rate ÷ decode-only rate (events/s), same run.
     replay_ratio_to_decode: f64,
+    #[serde(flatten)]
+    snapshots: snapshots::SnapshotFigures,
     /// Kafka only: a bare rdkafka consumer reading the same topic, start to
     /// end, in the same run.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -299,6 +304,7 @@ fn stages(cfg: &Config, input: &Input) -> Result<Figures> {
     eprintln!("bench: reconciliation of the day's channel file");
     let recon = bench_recon(&cfg_a, input)?;
     let replay = replay_of(&cfg_a, &input.root.join("replay"))?;
+    let snapshot_figures = snapshots::figures(&cfg_a, &input.root)?;
     eprintln!("bench: pipelined ingest with the projector following");
     let cfg_b = stage_config(cfg, &input.root.join("b"), "b")?;
     let (followed, pipelined_s) = pipelined(&cfg_b, input)?;
@@ -342,8 +348,10 @@ fn stages(cfg: &Config, input: &Input) -> Result<Figures> {
         ),
         replay_events_per_s: rate(replay.events, replay.secs),
         replay_s: replay.secs,
-        replay_peak_rss_mib: replay.peak_rss_mib,
+        replay_peak_rss_mib: replay.peak_rss_mib(),
+        replay_peak_rss_bytes: replay.peak_rss_bytes,
         replay_ratio_to_decode: ratio(rate(replay.events, replay.secs), decode_rate),
+        snapshots: snapshot_figures,
         raw_consume_msg_per_s: raw_rate,
         kafka_ratio_to_raw_consume: raw_rate.map(|r| ratio(project_rate, r)),
         ingest_without_transactions_txn_per_s: without,
@@ -383,7 +391,7 @@ fn replay_of(cfg: &Config, into: &Path) -> Result<ReplayFigures> {
         let log = clearing_app::config::open_log(cfg)?;
         log.end_offsets(Topic::Events)?.map(|ends| ends.total())
     };
-    let replay = replay_child(global_args(cfg), into)?;
+    let replay = replay_child(global_args(cfg), into, "end", true)?;
     if let Some(end) = log_end {
         anyhow::ensure!(
             replay.events == end,
@@ -463,6 +471,7 @@ fn table(fig: &Figures, out: &mut dyn Write) -> Result<()> {
         "  replay        {:>10.0} events/s ({:.2} s, peak RSS {:.0} MiB; ratio to decode-only {:.3})",
         fig.replay_events_per_s, fig.replay_s, fig.replay_peak_rss_mib, fig.replay_ratio_to_decode
     )?;
+    snapshot_lines(&fig.snapshots, out)?;
     if let (Some(raw), Some(r)) = (fig.raw_consume_msg_per_s, fig.kafka_ratio_to_raw_consume) {
         writeln!(
             out,
@@ -491,23 +500,55 @@ fn table(fig: &Figures, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-struct ReplayFigures {
-    events: u64,
-    secs: f64,
-    peak_rss_mib: f64,
+fn snapshot_lines(s: &snapshots::SnapshotFigures, out: &mut dyn Write) -> Result<()> {
+    writeln!(
+        out,
+        "  replay tail   {:.2} s to {} events before the end ({} events after the snapshot at {}; peak RSS {:.0} MiB)",
+        s.replay_tail_s,
+        s.replay_tail_cut_behind_end,
+        s.replay_tail_events,
+        s.replay_tail_from_snapshot_at
+            .map_or("none".to_string(), |o| o.to_string()),
+        s.replay_tail_peak_rss_bytes as f64 / (1 << 20) as f64
+    )?;
+    writeln!(
+        out,
+        "  snapshot      {:.2} s to write {:.1} MiB ({} keys; {:.1} MiB per million events); {} written while projecting (every {})",
+        s.snapshot_write_s,
+        s.snapshot_bytes as f64 / (1 << 20) as f64,
+        s.snapshot_keys,
+        s.snapshot_bytes_per_million_events as f64 / (1 << 20) as f64,
+        s.snapshots_written,
+        s.snapshot_every
+    )?;
+    Ok(())
 }
 
-/// Runs `clearing replay --until end` (with the global options `args`) as
+pub(crate) struct ReplayFigures {
+    events: u64,
+    secs: f64,
+    peak_rss_bytes: u64,
+    /// Where the snapshot it started from stands, if it did.
+    from_snapshot_at: Option<u64>,
+}
+
+/// Runs `clearing replay --until CUT` (with the global options `args`) as
 /// a child process, and measures its wall time and peak memory.
-fn replay_child(args: Vec<String>, into: &Path) -> Result<ReplayFigures> {
-    eprintln!("bench: replay into a fresh dir (own process)");
+pub(crate) fn replay_child(
+    args: Vec<String>,
+    into: &Path,
+    until: &str,
+    from_scratch: bool,
+) -> Result<ReplayFigures> {
+    eprintln!("bench: replay until {until} into a fresh dir (own process)");
     let exe = std::env::current_exe().context("finding the clearing binary")?;
     let t = Instant::now();
     let mut child = std::process::Command::new(exe)
         .args(args)
-        .args(["replay", "--until", "end", "--into"])
+        .args(["replay", "--until", until, "--into"])
         .arg(into)
         .args(["--format", "json"])
+        .args(from_scratch.then_some("--from-scratch"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -538,7 +579,8 @@ fn replay_child(args: Vec<String>, into: &Path) -> Result<ReplayFigures> {
     Ok(ReplayFigures {
         events: marker.events,
         secs,
-        peak_rss_mib: (peak_kib as f64 / 1024.0 * 10.0).round() / 10.0,
+        peak_rss_bytes: peak_kib * 1024,
+        from_snapshot_at: marker.from_snapshot.map(|s| s.log_position.total()),
     })
 }
 
@@ -548,20 +590,32 @@ struct ReplayOnlyFigures {
     txns: u64,
     events: u64,
     ingest_s: f64,
+    ingest_txn_per_s: f64,
+    /// The live projector from the first event to the end, snapshots
+    /// written on the way included.
+    project_s: f64,
     decode_only_s: f64,
     decode_only_events_per_s: f64,
     replay_s: f64,
     replay_events_per_s: f64,
     replay_peak_rss_mib: f64,
+    replay_peak_rss_bytes: u64,
     replay_ratio_to_decode: f64,
+    #[serde(flatten)]
+    snapshots: snapshots::SnapshotFigures,
 }
 
 fn replay_only(cfg: &Config, input: &Input, format: Format, out: &mut dyn Write) -> Result<()> {
     let cfg_a = stage_config(cfg, &input.root.join("a"), "a")?;
     eprintln!("bench: ingest");
     let ingest_s = timed_ingest(&cfg_a, input)?;
+    eprintln!("bench: project");
+    let t = Instant::now();
+    clearing_app::project(cfg_a.live()?)?;
+    let project_s = t.elapsed().as_secs_f64();
     let (decoded, decode_only_s) = decode_only(&cfg_a)?;
-    let replay = replay_child(global_args(&cfg_a), &input.root.join("replay"))?;
+    let replay = replay_child(global_args(&cfg_a), &input.root.join("replay"), "end", true)?;
+    let snapshot_figures = snapshots::figures(&cfg_a, &input.root)?;
     let decode_rate = rate(decoded, decode_only_s);
     let replay_rate = rate(replay.events, replay.secs);
     let fig = ReplayOnlyFigures {
@@ -569,12 +623,16 @@ fn replay_only(cfg: &Config, input: &Input, format: Format, out: &mut dyn Write)
         txns: input.lines,
         events: replay.events,
         ingest_s,
+        ingest_txn_per_s: rate(input.lines, ingest_s),
+        project_s,
         decode_only_s,
         decode_only_events_per_s: decode_rate,
         replay_s: replay.secs,
         replay_events_per_s: replay_rate,
-        replay_peak_rss_mib: replay.peak_rss_mib,
+        replay_peak_rss_mib: replay.peak_rss_mib(),
+        replay_peak_rss_bytes: replay.peak_rss_bytes,
         replay_ratio_to_decode: ratio(replay_rate, decode_rate),
+        snapshots: snapshot_figures,
     };
     match format {
         Format::Json => render::json(&fig, out),
@@ -584,7 +642,7 @@ fn replay_only(cfg: &Config, input: &Input, format: Format, out: &mut dyn Write)
                 "clearing bench --replay-only: {} events ({}); replay {:.0} events/s ({:.2} s, peak RSS {:.0} MiB); decode-only {:.0} events/s; ratio {:.3}",
                 fig.events, fig.log, fig.replay_events_per_s, fig.replay_s, fig.replay_peak_rss_mib, fig.decode_only_events_per_s, fig.replay_ratio_to_decode
             )?;
-            Ok(())
+            snapshot_lines(&fig.snapshots, out)
         }
     }
 }

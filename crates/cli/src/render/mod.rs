@@ -147,6 +147,21 @@ pub fn verify(r: &clearing_app::VerifyReport, format: Format, out: &mut dyn Writ
         if d.equal { "equals" } else { "DIFFERS FROM" },
         d.rebuilt
     )?;
+    for c in &r.snapshots {
+        match &c.error {
+            Some(e) if c.other_format => writeln!(out, "snapshot {} {e}: not checked", c.file)?,
+            Some(e) => writeln!(out, "snapshot {} {e}", c.file)?,
+            None => writeln!(
+                out,
+                "snapshot {} at {}: digest {} {} the digest rebuilt from the log ({})",
+                c.file,
+                c.log_position,
+                c.digest,
+                if c.equal { "equals" } else { "DIFFERS FROM" },
+                c.rebuilt
+            )?,
+        }
+    }
     writeln!(out, "{}", if r.ok { "verified" } else { "NOT verified" })?;
     Ok(())
 }

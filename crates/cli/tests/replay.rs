@@ -613,3 +613,65 @@ fn events_written_by_an_earlier_build_replay_with_the_current_code() {
     assert_eq!(t["events"][0]["registry"]["version"], 1);
     assert_eq!(digest(old.path())["digest"], replayed["digest"]);
 }
+
+/// Snapshots through the binary (issue 14): the live projector writes them
+/// as `--snapshot-every` says, a replay says which one it started from,
+/// `--from-scratch` starts from the first event, a damaged one is named in
+/// a warning and by `verify`, and every way comes to the same digest.
+#[test]
+fn a_replay_says_the_snapshot_it_started_from_and_a_damaged_one_is_named() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = split_transactions(work.path(), 12);
+    let live = loaded();
+    let every = ["--snapshot-every", "3"];
+    fn with<'a>(every: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+        [every, args].concat()
+    }
+    ok(clearing(live.path(), &with(&every, &["ingest", &a])));
+    ok(clearing(live.path(), &with(&every, &["project"])));
+    let at_a = digest(live.path());
+    ok(clearing(live.path(), &with(&every, &["ingest", &b])));
+    ok(clearing(live.path(), &with(&every, &["project"])));
+    let end = digest(live.path());
+    let snaps: Vec<_> = std::fs::read_dir(live.path().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+        .collect();
+    assert!(snaps.len() >= 2, "{snaps:?}");
+
+    let replay_table = |until: &str, into: &Path, extra: &[&str]| {
+        let mut args = vec!["replay", "--until", until, "--into"];
+        let into = s(into);
+        args.push(&into);
+        args.extend(extra);
+        let out = clearing(live.path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (ok(out).trim().to_string(), stderr)
+    };
+    let until_a = at_a["log_position"].as_str().unwrap();
+    let (d, stderr) = replay_table(until_a, &work.path().join("r1"), &[]);
+    assert_eq!(d, at_a["digest"].as_str().unwrap());
+    assert!(stderr.contains("after snapshot"), "{stderr}");
+    let (d, stderr) = replay_table("end", &work.path().join("r2"), &["--from-scratch"]);
+    assert_eq!(d, end["digest"].as_str().unwrap());
+    assert!(stderr.contains("from the first event"), "{stderr}");
+
+    // the newest snapshot damaged: passed over, named, same digest
+    let mut newest = snaps.clone();
+    newest.sort();
+    let newest = newest.last().unwrap();
+    let mut bytes = std::fs::read(newest).unwrap();
+    let mid = bytes.len() / 3;
+    bytes[mid] ^= 0x20;
+    std::fs::write(newest, &bytes).unwrap();
+    let name = newest.file_name().unwrap().to_string_lossy().into_owned();
+    let (d, stderr) = replay_table("end", &work.path().join("r3"), &[]);
+    assert_eq!(d, end["digest"].as_str().unwrap());
+    assert!(
+        stderr.contains("warning") && stderr.contains(&name),
+        "{stderr}"
+    );
+    let verified = fails(clearing(live.path(), &["verify"]));
+    assert!(verified.contains(&name), "{verified}");
+}

@@ -40,8 +40,6 @@ pub struct Snapshots {
 impl Snapshots {
     pub const EVERY_DEFAULT: u64 = 5_000_000;
     pub const KEEP_DEFAULT: usize = 4;
-    /// No snapshots at all.
-    pub const OFF: Snapshots = Snapshots { every: 0, keep: 0 };
 }
 
 impl Default for Snapshots {

@@ -226,9 +226,7 @@ pub fn replay(
             }
         }
     }
-    for w in &warnings {
-        tracing::warn!("{w}");
-    }
+    // The warnings are the front end's to show (`Replayed::warnings`).
     drop(log);
     let base = from_snapshot
         .as_ref()

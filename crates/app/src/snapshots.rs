@@ -44,11 +44,11 @@ pub(crate) fn before_cut(
 ) -> (Vec<(PathBuf, SnapshotHeader)>, Vec<String>) {
     let mut usable = Vec::new();
     let mut warnings = Vec::new();
-    for found in snapshot::list(&cfg.snapshot_dir()).into_iter().rev() {
+    for found in list(cfg).into_iter().rev() {
         match found.header {
             Err(why) => warnings.push(format!("snapshot {} {why}: skipped", found.path.display())),
-            Ok(h) if h.positions.keys().any(|p| *p >= partitions) => warnings.push(format!(
-                "snapshot {} names partitions the log does not have: skipped",
+            Ok(h) if names_foreign_partitions(&h, partitions) => warnings.push(format!(
+                "snapshot {} {FOREIGN_PARTITIONS}: skipped",
                 found.path.display()
             )),
             Ok(h) => {
@@ -59,6 +59,27 @@ pub(crate) fn before_cut(
         }
     }
     (usable, warnings)
+}
+
+/// Why a snapshot naming partitions the log lacks is unusable.
+pub(crate) const FOREIGN_PARTITIONS: &str = "names partitions the log does not have";
+
+/// Whether `h` names a partition the log (of `partitions`) does not have.
+pub(crate) fn names_foreign_partitions(h: &SnapshotHeader, partitions: u32) -> bool {
+    h.positions.keys().any(|p| *p >= partitions)
+}
+
+/// A snapshot's file name, as reports name it.
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Every snapshot file of `cfg`'s live data dir, oldest first (see
+/// `snapshot::list`).
+pub fn list(cfg: &Config) -> Vec<snapshot::Found> {
+    snapshot::list(&cfg.snapshot_dir())
 }
 
 /// Whether the state of `h` is a prefix of the state at `cut`: every
@@ -120,10 +141,7 @@ pub(crate) fn restore(
     p.check_against(log).map_err(|e| e.to_string())?;
     let log_position = p.stored_positions().clone();
     Ok(StartedFrom {
-        file: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        file: file_name(path),
         log_position,
         reason: header.reason.clone(),
     })
@@ -144,7 +162,7 @@ pub(crate) fn discard(into: &Path) -> Result<(), AppError> {
 
 /// The newest readable snapshot of `cfg`'s live data dir.
 pub fn newest(cfg: &Config) -> Option<PathBuf> {
-    snapshot::list(&cfg.snapshot_dir())
+    list(cfg)
         .into_iter()
         .rev()
         .find(|f| f.header.is_ok())
@@ -166,15 +184,4 @@ pub fn take(live: Live<'_>, reason: &str) -> Result<(PathBuf, SnapshotHeader), A
         .context("writing a snapshot")?;
     snapshot::prune(&cfg.snapshot_dir(), cfg.snapshots.keep.max(1));
     Ok(taken)
-}
-
-/// The live data dir's snapshot files, oldest first, with their sizes.
-pub fn on_disk(cfg: &Config) -> Vec<(snapshot::Found, u64)> {
-    snapshot::list(&cfg.snapshot_dir())
-        .into_iter()
-        .map(|f| {
-            let bytes = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
-            (f, bytes)
-        })
-        .collect()
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::config::{open_log, open_projector};
 use crate::error::{AppError, Context};
 use crate::replay::{digest_in_legs, replay_legs, Live, REPLAY_LEG_EVENTS};
+use crate::snapshots;
 
 /// Records read per call while walking a chain.
 const VERIFY_READ_RECORDS_MAX: usize = 8192;
@@ -154,7 +155,7 @@ pub fn verify(live: Live<'_>) -> Result<VerifyReport, AppError> {
     let live_cut = full_cut(&positions, partitions);
     let scratch = tempfile_in(&cfg.data_dir)?;
     let mut at = Positions::new();
-    let snapshots = snapshot::list(&cfg.snapshot_dir())
+    let snapshots = snapshots::list(cfg)
         .into_iter()
         .map(|found| check_snapshot(cfg, found, &live_cut, partitions, scratch.path(), &mut at))
         .collect::<Result<Vec<_>, _>>()?;
@@ -191,13 +192,8 @@ fn check_snapshot(
     scratch: &std::path::Path,
     at: &mut Positions,
 ) -> Result<SnapshotCheck, AppError> {
-    let file = found
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let mut check = SnapshotCheck {
-        file,
+        file: snapshots::file_name(&found.path),
         log_position: Positions::new(),
         digest: String::new(),
         rebuilt: String::new(),
@@ -214,8 +210,8 @@ fn check_snapshot(
     };
     check.log_position = header.positions.iter().map(|(p, o)| (*p, *o)).collect();
     check.digest = header.digest.clone();
-    if header.positions.keys().any(|p| *p >= partitions) {
-        check.error = Some("names partitions the log does not have".into());
+    if snapshots::names_foreign_partitions(&header, partitions) {
+        check.error = Some(snapshots::FOREIGN_PARTITIONS.into());
         return Ok(check);
     }
     if let Err(why) = snapshot::Restoring::open(&found.path).and_then(|r| r.check()) {

@@ -36,6 +36,14 @@ fn day_lines(day: u32) -> Vec<String> {
         .collect()
 }
 
+/// The test configuration, with a snapshot every `every` events, all kept.
+fn snapshotting(dir: &std::path::Path, every: u64) -> Config {
+    Config {
+        snapshots: Snapshots { every, keep: 1_000 },
+        ..config(dir)
+    }
+}
+
 fn options(from_scratch: bool) -> ReplayOptions {
     ReplayOptions {
         leg_events: 1_000,
@@ -86,13 +94,7 @@ fn a_replay_from_a_snapshot_has_the_digest_of_the_same_cut_replayed_from_scratch
     let seed = clearing_testkit::test_seed("snapshot_replay");
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        snapshots: Snapshots {
-            every: 5,
-            keep: 1_000,
-        },
-        ..config(dir.path())
-    };
+    let cfg = snapshotting(dir.path(), 5);
     let times = ledger(&cfg, &mut rng);
     let live = ReadLedger::open(&cfg).unwrap().digest().unwrap();
     let written = std::fs::read_dir(cfg.snapshot_dir()).unwrap().count();
@@ -159,13 +161,7 @@ fn a_replay_from_a_snapshot_has_the_digest_of_the_same_cut_replayed_from_scratch
 #[test]
 fn a_damaged_snapshot_is_passed_over_with_a_warning_and_verify_names_it() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        snapshots: Snapshots {
-            every: 10,
-            keep: 1_000,
-        },
-        ..config(dir.path())
-    };
+    let cfg = snapshotting(dir.path(), 10);
     ledger(&cfg, &mut Rng(7));
     let live = ReadLedger::open(&cfg).unwrap().digest().unwrap();
     let report = verify(cfg.live().unwrap()).unwrap();

@@ -44,7 +44,7 @@ pub struct SnapshotFigures {
 /// tail replay, so that the replay starts from what the live projector
 /// wrote on its way, as it would on an operator's ledger.
 pub fn figures(cfg: &Config, root: &Path) -> Result<SnapshotFigures> {
-    let written = clearing_app::snapshots::on_disk(cfg).len() as u64;
+    let written = clearing_app::snapshots::list(cfg).len() as u64;
     let end = ReadLedger::open(cfg)?.digest()?.log_position;
     let partitions = match &cfg.kafka {
         Some(k) => k.partitions,

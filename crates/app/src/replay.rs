@@ -220,7 +220,7 @@ pub fn replay(
                     break;
                 }
                 Err(why) => {
-                    warnings.push(format!("snapshot {} {why}: skipped", path.display()));
+                    warnings.push(snapshots::skipped(&path, &why));
                     snapshots::discard(into)?;
                 }
             }

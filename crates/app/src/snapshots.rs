@@ -46,11 +46,10 @@ pub(crate) fn before_cut(
     let mut warnings = Vec::new();
     for found in list(cfg).into_iter().rev() {
         match found.header {
-            Err(why) => warnings.push(format!("snapshot {} {why}: skipped", found.path.display())),
-            Ok(h) if names_foreign_partitions(&h, partitions) => warnings.push(format!(
-                "snapshot {} {FOREIGN_PARTITIONS}: skipped",
-                found.path.display()
-            )),
+            Err(why) => warnings.push(skipped(&found.path, &why)),
+            Ok(h) if names_foreign_partitions(&h, partitions) => {
+                warnings.push(skipped(&found.path, FOREIGN_PARTITIONS))
+            }
             Ok(h) => {
                 if lies_before(&h, cut) {
                     usable.push((found.path, h));
@@ -59,6 +58,11 @@ pub(crate) fn before_cut(
         }
     }
     (usable, warnings)
+}
+
+/// The warning for a snapshot a replay passes over.
+pub(crate) fn skipped(path: &Path, why: &str) -> String {
+    format!("snapshot {} {why}: skipped", path.display())
 }
 
 /// Why a snapshot naming partitions the log lacks is unusable.

@@ -72,6 +72,46 @@ impl Changes {
     pub fn redelivered(&self) -> u64 {
         self.redelivered
     }
+
+    /// Records the batch read (applied or skipped).
+    pub(crate) fn records(&self) -> u64 {
+        self.applied + self.redelivered + self.undecodable.len() as u64
+    }
+
+    /// Makes these the changes of this batch and then `later`, the next
+    /// batch of the same partition (folded with these changes' marks and
+    /// position as its stand): what one fold of both batches would give,
+    /// but for segments, which stay one per batch. `Err` names the row
+    /// whose sum overflows.
+    pub(crate) fn absorb(&mut self, later: Changes) -> Result<(), Vec<u8>> {
+        assert_eq!(
+            self.partition, later.partition,
+            "changes of one partition absorb only that partition's"
+        );
+        for (k, row) in later.rows {
+            match self.rows.get_mut(&k) {
+                Some(sum) => add_delta(&mut sum.totals, &row.totals).map_err(|_| k.clone())?,
+                None => {
+                    self.rows.insert(k, row);
+                }
+            }
+        }
+        // Later puts of a key replace earlier ones, in a batch as in sled.
+        self.puts.extend(later.puts);
+        // A later batch raises marks only above these ones.
+        self.high_water.extend(later.high_water);
+        self.next_offset = later.next_offset;
+        self.last_link = later.last_link;
+        self.applied += later.applied;
+        self.redelivered += later.redelivered;
+        for (t, n) in later.by_type {
+            *self.by_type.entry(t).or_default() += n;
+        }
+        self.undecodable.extend(later.undecodable);
+        self.recorded_through = self.recorded_through.max(later.recorded_through);
+        self.latest_date = self.latest_date.max(later.latest_date);
+        Ok(())
+    }
 }
 
 /// Folds a batch of one partition's records into changes. `high_water`

@@ -123,6 +123,14 @@ pub struct SnapshotPolicy {
 /// of MiB.
 pub const PROJECT_BATCH_MAX: usize = 32_768;
 
+/// Records a catch-up stores in one atomic commit, over several batches
+/// read: with many merchants nearly every record of a batch touches its
+/// own settlement row, and each row is rewritten once per commit, so
+/// commits larger than what is read at once make row writes rarer per
+/// record without holding more decoded events in memory. What is held is
+/// the batches' folded changes (compressed segments, one delta per row).
+pub const COMMIT_RECORDS: u64 = 131_072;
+
 /// The layout of the projected state. Raise it when a change means state
 /// built by an earlier version must be rebuilt from the log.
 /// 2: the reconciliation index (`rk/`) and runs (`recon/`).
@@ -166,7 +174,32 @@ pub struct Projector {
     /// Whether a read or write of the store failed: then it is not
     /// flushed on drop (see `Drop`).
     failed: std::sync::atomic::AtomicBool,
+    /// The stored settlement rows this process wrote or read last, by key
+    /// (see `RowCache`).
+    rows: std::sync::Mutex<RowCache>,
+    /// Whether `apply` may hold a batch's changes back to store them with
+    /// the next batches' (only within `catch_up`/`catch_up_until`, which
+    /// store what is held before they return).
+    defer: bool,
+    /// Changes folded but not yet stored: neither they nor their position
+    /// are in the store, so a crash loses both together.
+    pending: Option<Changes>,
+    /// Records per commit when deferring (`COMMIT_RECORDS`).
+    commit_records: u64,
 }
+
+/// The settlement rows a projector stored last, so that adding a batch's
+/// deltas reads and decodes the stored row only when it is not here.
+/// Filled only after a batch is written (a failed write leaves it as the
+/// store is), emptied by anything else that writes the store (a snapshot
+/// restore), and emptied whole when it outgrows `ROW_CACHE_MAX`: with many
+/// merchants every batch touches thousands of rows, and a sled read and
+/// a JSON decode per row were a fifth of the projector's time.
+#[derive(Default)]
+struct RowCache(HashMap<Vec<u8>, RowValue>);
+
+/// Rows cached: 20,000 merchants over a few business dates fit.
+const ROW_CACHE_MAX: usize = 200_000;
 
 /// sled flushes a tree when its last handle is dropped, in a loop until
 /// the flush writes nothing — which, on a full disk, never comes — and
@@ -237,6 +270,10 @@ impl Projector {
             applied_by_type: BTreeMap::new(),
             undecodable: Vec::new(),
             failed: Default::default(),
+            rows: Default::default(),
+            defer: false,
+            pending: None,
+            commit_records: COMMIT_RECORDS,
         };
         let tips = p.read_tips()?;
         p.positions = tips.iter().map(|(p, (t, _))| (*p, t.next)).collect();
@@ -356,6 +393,13 @@ impl Projector {
         }
     }
 
+    /// Has catch-ups store their changes in commits of up to `records`
+    /// records (at least one batch read) instead of `COMMIT_RECORDS`.
+    pub fn with_commit_records(mut self, records: u64) -> Projector {
+        self.commit_records = records;
+        self
+    }
+
     /// Tells the projector whether the log it reads has offsets without
     /// gaps (the embedded log), so that every batch is checked to be
     /// consecutive.
@@ -390,7 +434,38 @@ impl Projector {
     ) -> Result<CatchUp, ConsumeError<ProjectorError>> {
         self.dense = log.dense_offsets();
         self.check_against(log).map_err(ConsumeError::Handler)?;
-        catch_up(log, Topic::Events, self, PROJECT_BATCH_MAX, progress)
+        self.deferring(|p| catch_up(log, Topic::Events, p, PROJECT_BATCH_MAX, progress))
+    }
+
+    /// Runs a catch-up with `apply` storing changes in commits of up to
+    /// `COMMIT_RECORDS` records, and stores what is held when it ends. A
+    /// failed catch-up stores nothing more: what it held is dropped with
+    /// its position, as a crash would drop it.
+    fn deferring(
+        &mut self,
+        run: impl FnOnce(&mut Projector) -> Result<CatchUp, ConsumeError<ProjectorError>>,
+    ) -> Result<CatchUp, ConsumeError<ProjectorError>> {
+        self.defer = true;
+        let ran = run(self);
+        self.defer = false;
+        match ran {
+            Ok(stats) => {
+                self.settle().map_err(ConsumeError::Handler)?;
+                Ok(stats)
+            }
+            Err(e) => {
+                self.pending = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores the changes held back by `apply`, if any.
+    fn settle(&mut self) -> Result<(), ProjectorError> {
+        match self.pending.take() {
+            Some(changes) => self.store(changes),
+            None => Ok(()),
+        }
     }
 
     /// Brings the projections to a cut of the log (a replay's `--until`).
@@ -404,15 +479,17 @@ impl Projector {
     ) -> Result<CatchUp, ConsumeError<ProjectorError>> {
         self.dense = log.dense_offsets();
         self.check_against(log).map_err(ConsumeError::Handler)?;
-        catch_up_until(
-            log,
-            Topic::Events,
-            self,
-            batch_max,
-            until,
-            events_max,
-            progress,
-        )
+        self.deferring(|p| {
+            catch_up_until(
+                log,
+                Topic::Events,
+                p,
+                batch_max,
+                until,
+                events_max,
+                progress,
+            )
+        })
     }
 
     /// Events this process applied since it opened the store, by type.
@@ -456,6 +533,50 @@ impl Projector {
         self.tree.flush().map(|_| ()).map_err(|e| self.storage(e))
     }
 
+    /// Raises the marks of a partition to a batch's; returns what they
+    /// were, for `lower_marks`.
+    fn raise_marks(
+        &mut self,
+        partition: u32,
+        marks: &HashMap<String, u64>,
+    ) -> Vec<(String, Option<u64>)> {
+        if marks.is_empty() {
+            return Vec::new();
+        }
+        let all = self.high_water.entry(partition).or_default();
+        marks
+            .iter()
+            .map(|(k, v)| (k.clone(), all.insert(k.clone(), *v)))
+            .collect()
+    }
+
+    /// Puts back the marks a failed write had raised.
+    fn lower_marks(&mut self, partition: u32, raised: Vec<(String, Option<u64>)>) {
+        let Some(all) = self.high_water.get_mut(&partition) else {
+            return;
+        };
+        for (k, was) in raised {
+            match was {
+                Some(v) => all.insert(k, v),
+                None => all.remove(&k),
+            };
+        }
+    }
+
+    /// The row cache (emptied, never poisoned: see `RowCache`).
+    fn row_cache(&self) -> std::sync::MutexGuard<'_, RowCache> {
+        self.rows.lock().unwrap_or_else(|poisoned| {
+            let mut cache = poisoned.into_inner();
+            cache.0.clear();
+            cache
+        })
+    }
+
+    /// Forgets the cached rows: the store was written by something else.
+    pub(crate) fn forget_rows(&self) {
+        self.row_cache().0.clear();
+    }
+
     /// An error before sled was asked to write (sled's own state is whole).
     fn io(&self, source: std::io::Error) -> ProjectorError {
         ProjectorError::Io {
@@ -476,23 +597,37 @@ impl Projector {
     /// write succeeded.
     pub fn store(&mut self, changes: Changes) -> Result<(), ProjectorError> {
         let mut batch = sled::Batch::default();
+        let mut cache = std::mem::take(&mut *self.row_cache());
+        let mut rows = Vec::with_capacity(changes.rows.len());
         for (k, mut row) in changes.rows {
-            if let Some(old) = self.tree.get(&k).map_err(|e| self.storage(e))? {
-                let old: RowValue =
-                    serde_json::from_slice(&old).map_err(|e| self.corrupt(format!("row: {e}")))?;
-                add_delta(&mut row.totals, &old.totals).map_err(|_| ProjectorError::Overflow {
+            let old = match cache.0.get(&k) {
+                Some(old) => Some(old.totals),
+                None => match self.tree.get(&k).map_err(|e| self.storage(e))? {
+                    Some(old) => Some(
+                        serde_json::from_slice::<RowValue>(&old)
+                            .map_err(|e| self.corrupt(format!("row: {e}")))?
+                            .totals,
+                    ),
+                    None => None,
+                },
+            };
+            if let Some(old) = old {
+                add_delta(&mut row.totals, &old).map_err(|_| ProjectorError::Overflow {
                     key: String::from_utf8_lossy(&k).into_owned(),
                 })?;
             }
-            batch.insert(k, serde_json::to_vec(&row).expect("row serialises"));
+            batch.insert(k.clone(), serde_json::to_vec(&row).expect("row serialises"));
+            rows.push((k, row));
         }
         for (k, v) in changes.puts {
             batch.insert(k, v);
         }
-        let mut marks = self.high_water.get(&changes.partition).cloned();
+        // The partition's marks are raised in place (a clone of every key
+        // of the partition per batch cost more than the batch's own marks)
+        // and put back as they were if the write fails.
+        let raised = self.raise_marks(changes.partition, &changes.high_water);
         if !changes.high_water.is_empty() {
-            let all = marks.get_or_insert_with(BTreeMap::new);
-            all.extend(changes.high_water.iter().map(|(k, v)| (k.clone(), *v)));
+            let all = &self.high_water[&changes.partition];
             let encoded =
                 postcard::to_stdvec(&all.iter().collect::<Vec<_>>()).expect("marks serialise");
             batch.insert(
@@ -514,15 +649,22 @@ impl Projector {
             Key::Position(changes.partition).bytes(),
             encode_tip(&tip, through),
         );
-        faults::check(Point::StoreBatch).map_err(|e| self.io(e))?;
-        self.tree.apply_batch(batch).map_err(|e| self.storage(e))?;
+        let written = faults::check(Point::StoreBatch)
+            .map_err(|e| self.io(e))
+            .and_then(|()| self.tree.apply_batch(batch).map_err(|e| self.storage(e)));
+        if let Err(e) = written {
+            self.lower_marks(changes.partition, raised);
+            return Err(e);
+        }
+        if cache.0.len() + rows.len() > ROW_CACHE_MAX {
+            cache.0.clear();
+        }
+        cache.0.extend(rows);
+        *self.row_cache() = cache;
         self.positions.set(changes.partition, changes.next_offset);
         self.tips.insert(changes.partition, tip);
         self.through.insert(changes.partition, through);
         self.latest_date = self.latest_date.max(changes.latest_date);
-        if let Some(marks) = marks.filter(|_| !changes.high_water.is_empty()) {
-            self.high_water.insert(changes.partition, marks);
-        }
         self.redelivered += changes.redelivered;
         for (t, n) in changes.by_type {
             *self.applied_by_type.entry(t).or_default() += n;
@@ -548,27 +690,68 @@ impl Handler for Projector {
         if items.is_empty() {
             return Ok(());
         }
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|held| held.partition != partition)
+        {
+            self.settle()?;
+        }
         // The close of the dates the state holds: before the first
         // transaction of a later one.
-        let closing = match (&self.snapshots, self.latest_date) {
+        let held_date = self
+            .latest_date
+            .max(self.pending.as_ref().and_then(|c| c.latest_date));
+        let closing = match (&self.snapshots, held_date) {
             (Some((policy, _)), Some(held)) if policy.at_date_close => fold::latest_date(&items)
                 .filter(|d| *d > held)
                 .map(|_| held),
             _ => None,
         };
+        if closing.is_some() {
+            self.settle()?;
+        }
         self.snapshot_if(closing.map(|d| format!("close of {d}")));
+        let held = self.pending.take();
         let stand = Stand {
             partition,
-            next: self.positions.next(partition),
+            next: held
+                .as_ref()
+                .map_or(self.positions.next(partition), |c| c.next_offset),
             dense: self.dense,
         };
         let hw = self.high_water.get(&partition);
         let changes = fold(
-            |key| hw.and_then(|m| m.get(key)).copied().unwrap_or(0),
+            |key| {
+                held.as_ref()
+                    .and_then(|c| c.high_water.get(key))
+                    .or_else(|| hw.and_then(|m| m.get(key)))
+                    .copied()
+                    .unwrap_or(0)
+            },
             stand,
             items,
             next_offset,
         );
+        let changes = match held {
+            Some(mut held) => {
+                held.absorb(changes).map_err(|k| ProjectorError::Overflow {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                })?;
+                held
+            }
+            None => changes,
+        };
+        let due_on_count = self.snapshots.as_ref().is_some_and(|(policy, newest)| {
+            policy.every > 0
+                && (self.offsets() + changes.next_offset - self.positions.next(partition))
+                    .saturating_sub(*newest)
+                    >= policy.every
+        });
+        if self.defer && !due_on_count && changes.records() < self.commit_records {
+            self.pending = Some(changes);
+            return Ok(());
+        }
         self.store(changes)?;
         let due = self.snapshots.as_ref().and_then(|(policy, newest)| {
             (policy.every > 0 && self.offsets().saturating_sub(*newest) >= policy.every)

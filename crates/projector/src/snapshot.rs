@@ -358,6 +358,7 @@ impl Projector {
     /// and goes on. `Err` says what is wrong with the file: the state
     /// restored so far is then to be thrown away.
     pub fn restore_leg(&self, from: &mut Restoring, bytes_max: u64) -> Result<(), String> {
+        self.forget_rows();
         let mut written = 0u64;
         while !from.done() && written < bytes_max {
             let Some(frame) = from.next_frame()? else {

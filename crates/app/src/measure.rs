@@ -54,21 +54,33 @@ pub fn parse_only(path: &Path, layout: Layout, date: NaiveDate) -> Result<u64, A
     Ok(parsed)
 }
 
+/// How long `follow_in_process` goes on reading, after `done`, for the
+/// events it was told to expect.
+pub const FOLLOW_SETTLE_MAX: Duration = Duration::from_secs(60);
+
 /// Projects `cfg`'s data dir from `log` on this thread, over and over,
-/// until `done` is set and a last catch-up has run: as a projector
-/// following an ingest in the same process. Returns the events applied.
+/// until `done` is set and a last catch-up has run, and then until it has
+/// applied `at_least` events or `FOLLOW_SETTLE_MAX` has passed: as a
+/// projector following an ingest in the same process. (On Kafka the
+/// markers that commit a transaction reach its partitions a moment after
+/// the commit returns, and a read-committed read until then ends before
+/// the transaction's records.) Returns the events applied.
 pub fn follow_in_process(
     cfg: &Config,
     log: &dyn EventLog,
     done: &AtomicBool,
+    at_least: u64,
 ) -> Result<u64, AppError> {
     let mut p = open_projector(&cfg.data_dir)?;
     let mut events = 0;
+    let mut finished_at = None;
     loop {
-        let finished = done.load(Ordering::SeqCst);
+        if finished_at.is_none() && done.load(Ordering::SeqCst) {
+            finished_at = Some(std::time::Instant::now());
+        }
         let s = p.catch_up(log, |_| {}).context("projecting")?;
         events += s.events;
-        if finished {
+        if finished_at.is_some_and(|t| events >= at_least || t.elapsed() >= FOLLOW_SETTLE_MAX) {
             p.flush()?;
             return Ok(events);
         }

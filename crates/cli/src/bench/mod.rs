@@ -307,7 +307,7 @@ fn stages(cfg: &Config, input: &Input) -> Result<Figures> {
     let snapshot_figures = snapshots::figures(&cfg_a, &input.root)?;
     eprintln!("bench: pipelined ingest with the projector following");
     let cfg_b = stage_config(cfg, &input.root.join("b"), "b")?;
-    let (followed, pipelined_s) = pipelined(&cfg_b, input)?;
+    let (followed, pipelined_s) = pipelined(&cfg_b, input, events)?;
     anyhow::ensure!(
         followed >= events,
         "pipelined projector saw {followed} events, expected {events}"
@@ -404,12 +404,15 @@ fn replay_of(cfg: &Config, into: &Path) -> Result<ReplayFigures> {
 
 /// Ingest on this thread while a projector follows on another; (events
 /// the follower applied, seconds).
-fn pipelined(cfg: &Config, input: &Input) -> Result<(u64, f64)> {
+/// Ingests the day into `cfg`'s fresh dir with a projector following it
+/// on another thread, until that has applied the `events` the same day
+/// gave in stage A; returns the events it applied and the time taken.
+fn pipelined(cfg: &Config, input: &Input, events: u64) -> Result<(u64, f64)> {
     let mut r = prepare(cfg, &input.dir)?;
     let log = r.log().clone();
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let follower = scope.spawn(|| measure::follow_in_process(cfg, &*log, &done));
+        let follower = scope.spawn(|| measure::follow_in_process(cfg, &*log, &done, events));
         let t = Instant::now();
         let ingested = ingest_file(&mut r, &input.txn_file);
         done.store(true, Ordering::SeqCst);

@@ -72,7 +72,9 @@ fn ledger(cfg: &Config, rng: &mut Rng) -> Vec<Timestamp> {
             let mut r = Recorder::open(cfg.live().unwrap()).unwrap();
             r.ingest("piece.jsonl", piece.as_bytes(), |_| {}).unwrap();
             drop(r);
-            if rng.below(2) == 0 {
+            // Projected at random points, and at each day's end, so that
+            // every day has a snapshot, whatever the seed.
+            if rng.below(2) == 0 || end == lines.len() {
                 clearing_app::project(cfg.live().unwrap()).unwrap();
             }
             std::thread::sleep(std::time::Duration::from_millis(3));
@@ -102,7 +104,9 @@ fn a_replay_from_a_snapshot_has_the_digest_of_the_same_cut_replayed_from_scratch
     let times = ledger(&cfg, &mut rng);
     let live = ReadLedger::open(&cfg).unwrap().digest().unwrap();
     let written = std::fs::read_dir(cfg.snapshot_dir()).unwrap().count();
-    assert!(written >= 4, "only {written} snapshots were written");
+    // Each day has more than 5 events and ends with a projection, which
+    // writes a snapshot unless one was written during that day already.
+    assert!(written >= 3, "only {written} snapshots were written");
 
     let mut from_snapshot = 0;
     for case in 0..10 {

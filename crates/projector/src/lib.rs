@@ -176,7 +176,7 @@ pub struct Projector {
     failed: std::sync::atomic::AtomicBool,
     /// The stored settlement rows this process wrote or read last, by key
     /// (see `RowCache`).
-    rows: std::sync::Mutex<RowCache>,
+    rows: RowCache,
     /// Whether `apply` may hold a batch's changes back to store them with
     /// the next batches' (only within `catch_up`/`catch_up_until`, which
     /// store what is held before they return).
@@ -393,6 +393,14 @@ impl Projector {
         }
     }
 
+    /// Why a snapshot is due on count once the state reflects `offsets`
+    /// (summed over partitions), if it is.
+    fn due_on_count(&self, offsets: u64) -> Option<String> {
+        let (policy, newest) = self.snapshots.as_ref()?;
+        (policy.every > 0 && offsets.saturating_sub(*newest) >= policy.every)
+            .then(|| format!("every {} offsets", policy.every))
+    }
+
     /// Has catch-ups store their changes in commits of up to `records`
     /// records (at least one batch read) instead of `COMMIT_RECORDS`.
     pub fn with_commit_records(mut self, records: u64) -> Projector {
@@ -563,18 +571,9 @@ impl Projector {
         }
     }
 
-    /// The row cache (emptied, never poisoned: see `RowCache`).
-    fn row_cache(&self) -> std::sync::MutexGuard<'_, RowCache> {
-        self.rows.lock().unwrap_or_else(|poisoned| {
-            let mut cache = poisoned.into_inner();
-            cache.0.clear();
-            cache
-        })
-    }
-
     /// Forgets the cached rows: the store was written by something else.
-    pub(crate) fn forget_rows(&self) {
-        self.row_cache().0.clear();
+    pub(crate) fn forget_rows(&mut self) {
+        self.rows.0.clear();
     }
 
     /// An error before sled was asked to write (sled's own state is whole).
@@ -597,10 +596,9 @@ impl Projector {
     /// write succeeded.
     pub fn store(&mut self, changes: Changes) -> Result<(), ProjectorError> {
         let mut batch = sled::Batch::default();
-        let mut cache = std::mem::take(&mut *self.row_cache());
         let mut rows = Vec::with_capacity(changes.rows.len());
         for (k, mut row) in changes.rows {
-            let old = match cache.0.get(&k) {
+            let old = match self.rows.0.get(&k) {
                 Some(old) => Some(old.totals),
                 None => match self.tree.get(&k).map_err(|e| self.storage(e))? {
                     Some(old) => Some(
@@ -656,11 +654,10 @@ impl Projector {
             self.lower_marks(changes.partition, raised);
             return Err(e);
         }
-        if cache.0.len() + rows.len() > ROW_CACHE_MAX {
-            cache.0.clear();
+        if self.rows.0.len() + rows.len() > ROW_CACHE_MAX {
+            self.rows.0.clear();
         }
-        cache.0.extend(rows);
-        *self.row_cache() = cache;
+        self.rows.0.extend(rows);
         self.positions.set(changes.partition, changes.next_offset);
         self.tips.insert(changes.partition, tip);
         self.through.insert(changes.partition, through);
@@ -742,22 +739,16 @@ impl Handler for Projector {
             }
             None => changes,
         };
-        let due_on_count = self.snapshots.as_ref().is_some_and(|(policy, newest)| {
-            policy.every > 0
-                && (self.offsets() + changes.next_offset - self.positions.next(partition))
-                    .saturating_sub(*newest)
-                    >= policy.every
-        });
-        if self.defer && !due_on_count && changes.records() < self.commit_records {
+        let held_offsets = self.offsets() + changes.next_offset - self.positions.next(partition);
+        if self.defer
+            && self.due_on_count(held_offsets).is_none()
+            && changes.records() < self.commit_records
+        {
             self.pending = Some(changes);
             return Ok(());
         }
         self.store(changes)?;
-        let due = self.snapshots.as_ref().and_then(|(policy, newest)| {
-            (policy.every > 0 && self.offsets().saturating_sub(*newest) >= policy.every)
-                .then(|| format!("every {} offsets", policy.every))
-        });
-        self.snapshot_if(due);
+        self.snapshot_if(self.due_on_count(self.offsets()));
         Ok(())
     }
 }

@@ -357,7 +357,7 @@ impl Projector {
     /// reopens the store (sled keeps what an open store wrote in memory)
     /// and goes on. `Err` says what is wrong with the file: the state
     /// restored so far is then to be thrown away.
-    pub fn restore_leg(&self, from: &mut Restoring, bytes_max: u64) -> Result<(), String> {
+    pub fn restore_leg(&mut self, from: &mut Restoring, bytes_max: u64) -> Result<(), String> {
         self.forget_rows();
         let mut written = 0u64;
         while !from.done() && written < bytes_max {

@@ -15,7 +15,7 @@ use clearing_core::events::RecordRejected;
 use clearing_core::ingest::{decide_prepared, prepare, Outcome, Reason, Rejection};
 use clearing_core::mask::mask_unparsed;
 use clearing_core::registry::{plan_registry_load, RegistryChange, VersionedFees};
-use clearing_core::{Event, Timestamp};
+use clearing_core::{Event, EventBody, Timestamp};
 use clearing_log::{EventLog, LogError};
 use serde::Serialize;
 
@@ -77,6 +77,12 @@ impl From<WriteError> for ProducerError {
 /// summary) through the writer, in order, a batch at a time.
 pub fn record_events(writer: &mut Writer, events: Vec<Event>) -> Result<(), WriteError> {
     writer.catch_up()?;
+    if events
+        .iter()
+        .any(|e| matches!(e.body, EventBody::TransactionRecorded(_)))
+    {
+        writer.load_txns()?;
+    }
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
         for e in events.by_ref().take(INGEST_BATCH_LINES_MAX) {
@@ -282,6 +288,7 @@ pub fn ingest(
         Input::Live(r) => (r, true),
     };
     writer.catch_up()?;
+    writer.load_txns()?;
     let fees = writer
         .reference()
         .fees

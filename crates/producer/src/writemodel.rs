@@ -6,9 +6,13 @@
 //! any decision, and stored with the log positions it reflects.
 //!
 //! It is stored in `DATA_DIR/writer/state.frames`, a frame file (see
-//! `clearing_log::frames`): one checksummed frame per commit — the changes
-//! of that batch with the new positions — synced before the commit returns,
-//! durable as a whole or not at all. Opening replays the frames in order.
+//! `clearing_log::frames`): one append per commit — the transactions that
+//! batch changed in a frame of their own, then a frame of the rest of its
+//! changes with the new positions — synced before the commit returns,
+//! durable as a whole or not at all. Opening replays the frames in order,
+//! except the transactions' frames: they are read on the first step that
+//! decides on transactions (ingest), so a reconciliation, a fee load or a
+//! payout does not decode every transaction ever accepted.
 //! A crash between publishing and committing is harmless: the next run
 //! re-applies the published events from the log first.
 //!
@@ -24,7 +28,7 @@ use clearing_core::chain::{Link, GENESIS};
 use clearing_core::ingest::{apply, TxnLookup, TxnState, TxnStore};
 use clearing_core::registry::Reference;
 use clearing_core::{Event, EventBody};
-use clearing_log::frames::{DirLock, FrameError, FrameFile};
+use clearing_log::frames::{DirLock, FrameError, FrameFile, FrameInfo};
 use clearing_log::{EventLog, Positions, Topic};
 use serde::{Deserialize, Serialize};
 
@@ -54,11 +58,15 @@ const CATCH_UP_BATCH_MAX: usize = 16_384;
 /// The layout of the stored state. Raise it when a change means state
 /// written by an earlier version must be rebuilt from the log.
 /// 1: frame file (earlier builds kept the write model in sled).
-const FORMAT: u32 = 1;
+/// 2: a commit's transactions in a frame of their own (`TXNS_FRAME`).
+const FORMAT: u32 = 2;
 
 /// Frame kinds of `state.frames`.
 const FORMAT_FRAME: u8 = 1;
 const COMMIT_FRAME: u8 = 2;
+/// A commit's changed transactions (LZ4 postcard `Vec<(txn_id, TxnState)>`),
+/// in the same append as, and just before, its `COMMIT_FRAME`.
+const TXNS_FRAME: u8 = 3;
 
 /// Where the write model stands on a partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,11 +79,10 @@ struct Stand {
     head: [u8; 32],
 }
 
-/// One commit's changes, as stored (postcard, LZ4).
+/// One commit's changes but its transactions, as stored (postcard, LZ4).
 #[derive(Serialize, Deserialize, Default)]
 struct Commit {
     stands: Vec<(u32, Stand)>,
-    txns: Vec<(String, TxnState)>,
     seqs: Vec<(String, u64)>,
     /// Ids of events recorded by multi-event steps (reconciliation runs…).
     steps: Vec<String>,
@@ -86,6 +93,9 @@ struct Commit {
 #[derive(Default)]
 struct Txns {
     all: HashMap<String, TxnState>,
+    /// Transaction frames not read yet, in file order: until they are,
+    /// `all` is not to be consulted (see `WriteModel::load_txns`).
+    unread: Vec<FrameInfo>,
 }
 
 impl TxnLookup for Txns {
@@ -189,20 +199,32 @@ impl WriteModel {
     }
 
     /// Folds the stored commits in order.
-    fn replay(&mut self, infos: &[clearing_log::frames::FrameInfo]) -> Result<(), WriteModelError> {
+    fn replay(&mut self, infos: &[FrameInfo]) -> Result<(), WriteModelError> {
         let corrupt = |detail: String| WriteModelError::Corrupt {
             path: self.path.display().to_string(),
             detail,
         };
         let mut reference = None;
-        for frame in self.file.frames(infos) {
-            let (info, payload) = frame.map_err(frame_err)?;
+        for &info in infos {
+            match info.kind {
+                TXNS_FRAME => {
+                    self.txns.unread.push(info);
+                    continue;
+                }
+                COMMIT_FRAME => {}
+                other => {
+                    return Err(corrupt(format!(
+                        "frame of unknown kind {other} at byte {}",
+                        info.at
+                    )))
+                }
+            }
+            let payload = self.file.checked(info).map_err(frame_err)?;
             let plain = lz4_flex::decompress_size_prepended(&payload)
                 .map_err(|e| corrupt(format!("commit at byte {}: {e}", info.at)))?;
             let c: Commit = postcard::from_bytes(&plain)
                 .map_err(|e| corrupt(format!("commit at byte {}: {e}", info.at)))?;
             self.stands.extend(c.stands);
-            self.txns.all.extend(c.txns);
             self.seqs.extend(c.seqs);
             self.steps.extend(c.steps);
             if c.reference.is_some() {
@@ -214,6 +236,30 @@ impl WriteModel {
                 serde_json::from_str(&r).map_err(|e| corrupt(format!("reference: {e}")))?;
         }
         Ok(())
+    }
+
+    /// Reads the transactions' frames, if not read yet: every step that
+    /// decides on transactions or folds one in calls it first.
+    pub fn load_txns(&mut self) -> Result<(), WriteModelError> {
+        let unread = std::mem::take(&mut self.txns.unread);
+        for info in unread {
+            let corrupt = |detail: String| WriteModelError::Corrupt {
+                path: self.path.display().to_string(),
+                detail: format!("transactions at byte {}: {detail}", info.at),
+            };
+            let payload = self.file.checked(info).map_err(frame_err)?;
+            let plain = lz4_flex::decompress_size_prepended(&payload)
+                .map_err(|e| corrupt(e.to_string()))?;
+            let txns: Vec<(String, TxnState)> =
+                postcard::from_bytes(&plain).map_err(|e| corrupt(e.to_string()))?;
+            self.txns.all.extend(txns);
+        }
+        Ok(())
+    }
+
+    /// Whether the transactions' frames are read (`load_txns`).
+    pub fn txns_loaded(&self) -> bool {
+        self.txns.unread.is_empty()
     }
 
     /// Applies every event published since the stored position, after
@@ -288,6 +334,14 @@ impl WriteModel {
             *seq = event.seq;
             self.changed_seqs.insert(event.key().to_string(), event.seq);
         }
+        if matches!(event.body, EventBody::TransactionRecorded(_)) {
+            // Folding one into transactions not read would lose them all
+            // at the next commit's replay order: never.
+            assert!(
+                self.txns_loaded(),
+                "a transaction is folded in only after load_txns"
+            );
+        }
         let mut store = Tracking {
             txns: &mut self.txns,
             changed: &mut self.changed_txns,
@@ -314,9 +368,8 @@ impl WriteModel {
         }
         self.changed_txns.sort_unstable();
         self.changed_txns.dedup();
-        let commit = CommitOut {
-            stands: &stands,
-            txns: self
+        let txns = (!self.changed_txns.is_empty()).then(|| {
+            let txns: Vec<(&str, &TxnState)> = self
                 .changed_txns
                 .iter()
                 .map(|id| {
@@ -325,7 +378,13 @@ impl WriteModel {
                         self.txns.all.get(id).expect("changed txn is present"),
                     )
                 })
-                .collect(),
+                .collect();
+            lz4_flex::compress_prepend_size(
+                &postcard::to_stdvec(&txns).expect("transactions serialise"),
+            )
+        });
+        let commit = CommitOut {
+            stands: &stands,
             seqs: self
                 .changed_seqs
                 .iter()
@@ -338,9 +397,12 @@ impl WriteModel {
         };
         let bytes = postcard::to_stdvec(&commit).expect("commits serialise");
         let frame = lz4_flex::compress_prepend_size(&bytes);
-        self.file
-            .append(&[(COMMIT_FRAME, &frame)])
-            .map_err(frame_err)?;
+        let mut frames: Vec<(u8, &[u8])> = Vec::with_capacity(2);
+        if let Some(txns) = &txns {
+            frames.push((TXNS_FRAME, txns));
+        }
+        frames.push((COMMIT_FRAME, &frame));
+        self.file.append(&frames).map_err(frame_err)?;
         self.changed_txns.clear();
         self.changed_seqs.clear();
         self.changed_steps.clear();
@@ -350,8 +412,14 @@ impl WriteModel {
         Ok(())
     }
 
-    /// Lookup of accepted records, pending ones included.
+    /// Lookup of accepted records, pending ones included (after
+    /// `load_txns`: a lookup in transactions not read would take a
+    /// duplicate for a new record).
     pub fn view(&self) -> &impl TxnLookup {
+        assert!(
+            self.txns_loaded(),
+            "transactions are looked up only after load_txns"
+        );
         &self.txns
     }
 
@@ -365,7 +433,6 @@ impl WriteModel {
 #[derive(Serialize)]
 struct CommitOut<'a> {
     stands: &'a [(u32, Stand)],
-    txns: Vec<(&'a str, &'a TxnState)>,
     seqs: Vec<(&'a str, u64)>,
     steps: &'a [String],
     reference: Option<String>,
@@ -417,6 +484,14 @@ impl Handler for WriteModel {
         items: Vec<Item>,
         next_offset: u64,
     ) -> Result<(), WriteModelError> {
+        let folds_txns = items.iter().any(|i| {
+            i.event
+                .as_ref()
+                .is_ok_and(|e| matches!(e.body, EventBody::TransactionRecorded(_)))
+        });
+        if folds_txns {
+            self.load_txns()?;
+        }
         let mut head = self.head(partition);
         let mut last = None;
         for item in items {

@@ -134,7 +134,20 @@ impl Writer {
         &self.wm.reference
     }
 
-    /// Accepted records by `txn_id`, staged ones included.
+    /// Reads the accepted records, if not read yet: before `txns` and
+    /// before staging a transaction.
+    pub fn load_txns(&mut self) -> Result<(), WriteError> {
+        self.wm.load_txns()?;
+        Ok(())
+    }
+
+    /// Whether the accepted records are read (`load_txns`).
+    pub fn txns_loaded(&self) -> bool {
+        self.wm.txns_loaded()
+    }
+
+    /// Accepted records by `txn_id`, staged ones included (after
+    /// `load_txns`).
     pub fn txns(&self) -> &impl TxnLookup {
         self.wm.view()
     }

@@ -289,3 +289,39 @@ fn a_multi_event_step_stopped_half_way_and_run_again_records_each_event_once() {
     let expected: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     assert_eq!(ids, expected, "every event of the step once, in order");
 }
+
+#[test]
+fn a_step_that_records_no_transaction_leaves_them_unread_and_they_still_decide_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = read("transactions.jsonl");
+    let lines: Vec<&str> = text.lines().collect();
+    let (first_half, second_half) = lines.split_at(lines.len() / 2);
+    let whole = {
+        let other = tempfile::tempdir().unwrap();
+        let (log, mut w) = setup(other.path());
+        run(&log, &mut w, &text)
+    };
+    {
+        let (log, mut w) = setup(dir.path());
+        run(&log, &mut w, &(first_half.join("\n") + "\n"));
+    }
+    {
+        let (_log, mut w) = open(dir.path());
+        clearing_producer::record_events(&mut w, run_events(3)).unwrap();
+        assert!(
+            !w.txns_loaded(),
+            "recording a reconciliation run read every transaction"
+        );
+    }
+    let second = {
+        let (log, mut w) = open(dir.path());
+        run(&log, &mut w, &(second_half.join("\n") + "\n"))
+    };
+    let (log, mut w) = open(dir.path());
+    let end = log.end(Topic::Events);
+    let again = run(&log, &mut w, &text);
+    assert!(second.accepted > 0);
+    assert_eq!(again.accepted, 0, "a transaction was taken for new");
+    assert_eq!(again.duplicates, whole.accepted + whole.duplicates);
+    assert_eq!(log.end(Topic::Events), end, "nothing published twice");
+}

@@ -260,19 +260,21 @@ impl Matcher {
     /// now (an item since voided is no longer expected).
     pub fn new(
         date: NaiveDate,
-        ledger: Vec<LedgerItem>,
+        ledger: impl IntoIterator<Item = LedgerItem>,
         held_in: Vec<(HeldItem, LedgerStatus)>,
     ) -> Matcher {
-        let mut candidates: Vec<Candidate> = ledger
-            .into_iter()
-            .map(|item| Candidate {
-                item,
-                carried: None,
-                paired: false,
-                named: false,
-                next: NONE,
-            })
-            .collect();
+        let ledger = ledger.into_iter();
+        // Room for all at once, when the ledger says how many at most.
+        let (least, most) = ledger.size_hint();
+        let mut candidates: Vec<Candidate> =
+            Vec::with_capacity(most.unwrap_or(least) + held_in.len());
+        candidates.extend(ledger.map(|item| Candidate {
+            item,
+            carried: None,
+            paired: false,
+            named: false,
+            next: NONE,
+        }));
         for (h, status) in held_in {
             candidates.push(Candidate {
                 item: LedgerItem {

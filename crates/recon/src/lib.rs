@@ -70,6 +70,19 @@ pub struct Report {
 
 /// How the ledger holds each sale and refund of a date's index.
 pub fn ledger_side(segments: Vec<Vec<ReconEntry>>, cutoff: NaiveTime) -> Vec<LedgerItem> {
+    let items = ledger_items(segments, cutoff);
+    let mut out = Vec::with_capacity(items.size_hint().1.unwrap_or(0));
+    out.extend(items);
+    out
+}
+
+/// `ledger_side` one item at a time, for a matcher to take in without a
+/// list of them all beside its own.
+pub fn ledger_items(
+    segments: Vec<Vec<ReconEntry>>,
+    cutoff: NaiveTime,
+) -> impl Iterator<Item = LedgerItem> {
+    // Voids and reversals are few: their originals' ids are copied.
     let mut cancelled: std::collections::HashMap<String, LedgerStatus> = Default::default();
     for e in segments.iter().flatten() {
         if e.result == TxnResult::Approved {
@@ -83,8 +96,8 @@ pub fn ledger_side(segments: Vec<Vec<ReconEntry>>, cutoff: NaiveTime) -> Vec<Led
             }
         }
     }
-    let mut out = Vec::with_capacity(segments.iter().map(Vec::len).sum());
-    out.extend(segments.into_iter().flatten().filter_map(|e| {
+    let entries = segments.iter().map(Vec::len).sum();
+    let items = segments.into_iter().flatten().filter_map(move |e| {
         let txn_type = ReconType::of(e.txn_type)?;
         let status = match (e.result, cancelled.get(e.txn_id.as_str())) {
             (TxnResult::Declined, _) => LedgerStatus::Declined,
@@ -106,8 +119,33 @@ pub fn ledger_side(segments: Vec<Vec<ReconEntry>>, cutoff: NaiveTime) -> Vec<Led
             status,
             near_cutoff,
         })
-    }));
-    out
+    });
+    AtMost {
+        inner: items,
+        left: entries,
+    }
+}
+
+/// An iterator that knows how many items it yields at most, so that what
+/// collects them (a million items of ~150 bytes) makes room once instead
+/// of growing and copying.
+struct AtMost<I> {
+    inner: I,
+    left: usize,
+}
+
+impl<I: Iterator> Iterator for AtMost<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.inner.next()?;
+        self.left = self.left.saturating_sub(1);
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
 }
 
 /// What the latest run of the previous date held, each with its status on
@@ -156,54 +194,74 @@ pub struct Matched {
     pub bad: Vec<BadLine>,
 }
 
-/// Streams `input` through a matcher. Lines dated another day than
-/// `date` are bad lines (`business_date`); when they are most of the dated
-/// lines, the file is refused.
+/// Parsed lines handed from the reading thread to the matching one at a
+/// time, and how many such chunks may wait: the file is read ahead while
+/// the matcher is built, by up to about 260,000 lines (~45 MB).
+const CHUNK_LINES: usize = 4096;
+const CHUNKS_AHEAD: usize = 64;
+
+/// Streams `input` through the matcher `build` gives. Lines dated another
+/// day than `date` are bad lines (`business_date`); when they are most of
+/// the dated lines, the file is refused.
+///
+/// The file is read and parsed on this thread while another builds the
+/// matcher and then classifies the lines in file order, so a run costs
+/// about the longer of the two, not their sum. An error building the
+/// matcher comes before any error of the file's, as when done in turn.
 pub fn match_file<R: Read>(
     file: &str,
     input: R,
     layout: Layout,
     date: NaiveDate,
-    mut matcher: Matcher,
+    build: impl FnOnce() -> Result<Matcher, ReconError> + Send,
 ) -> Result<Matched, ReconError> {
     let mut hashing = Hashing::new(input);
-    let (lines, bad_lines, bad, other, dated, example) = {
-        let mut reader = reader::ChannelReader::new(file, &mut hashing, layout, date)?;
-        let (mut lines, mut bad_lines, mut bad) = (0u64, 0u64, Vec::new());
-        let (mut other, mut dated, mut example) = (0u64, 0u64, None);
-        let mut note_bad = |b: BadLine, bad_lines: &mut u64| {
-            *bad_lines += 1;
-            if bad.len() < BAD_LINES_LISTED_MAX {
-                bad.push(b);
-            }
-        };
-        while let Some(parsed) = reader.next_line()? {
-            lines += 1;
-            match parsed {
-                reader::Parsed::Bad(b) => note_bad(b, &mut bad_lines),
-                reader::Parsed::Line(l) => {
-                    if let Some(d) = l.business_date {
-                        dated += 1;
-                        if d != date {
-                            other += 1;
-                            example.get_or_insert(d);
-                            note_bad(
-                                BadLine {
-                                    line: l.line,
-                                    field: "business_date".to_string(),
-                                    detail: format!("{d} is not the file's date {date}"),
-                                },
-                                &mut bad_lines,
-                            );
-                            continue;
-                        }
-                    }
-                    matcher.line(&l);
+    let (matched, read) = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<reader::Parsed>>(CHUNKS_AHEAD);
+        let matching = s.spawn(move || -> Result<Classified, ReconError> {
+            let mut c = Classified::new(build()?);
+            for chunk in rx {
+                for parsed in chunk {
+                    c.take(parsed, date);
                 }
             }
-        }
-        (lines, bad_lines, bad, other, dated, example)
-    };
+            Ok(c)
+        });
+        let read = (|| -> Result<(), ReconError> {
+            let mut reader = reader::ChannelReader::new(file, &mut hashing, layout, date)?;
+            loop {
+                let mut chunk = Vec::with_capacity(CHUNK_LINES);
+                while chunk.len() < CHUNK_LINES {
+                    match reader.next_line()? {
+                        Some(parsed) => chunk.push(parsed),
+                        None => break,
+                    }
+                }
+                let last = chunk.len() < CHUNK_LINES;
+                // A send fails only when the matcher could not be built:
+                // its error is the one reported.
+                if tx.send(chunk).is_err() || last {
+                    return Ok(());
+                }
+            }
+        })();
+        drop(tx);
+        let matched = matching
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (matched, read)
+    });
+    let c = matched?;
+    read?;
+    let Classified {
+        matcher,
+        lines,
+        bad_lines,
+        bad,
+        other,
+        dated,
+        example,
+    } = c;
     if other * 2 > dated {
         return Err(ReconError::WrongDate {
             file: file.to_string(),
@@ -228,6 +286,62 @@ pub fn match_file<R: Read>(
     })
 }
 
+/// The matcher with what the lines fed to it so far counted.
+struct Classified {
+    matcher: Matcher,
+    lines: u64,
+    bad_lines: u64,
+    bad: Vec<BadLine>,
+    /// Lines dated another day than the run's, of `dated` lines dated.
+    other: u64,
+    dated: u64,
+    example: Option<NaiveDate>,
+}
+
+impl Classified {
+    fn new(matcher: Matcher) -> Classified {
+        Classified {
+            matcher,
+            lines: 0,
+            bad_lines: 0,
+            bad: Vec::new(),
+            other: 0,
+            dated: 0,
+            example: None,
+        }
+    }
+
+    fn note_bad(&mut self, b: BadLine) {
+        self.bad_lines += 1;
+        if self.bad.len() < BAD_LINES_LISTED_MAX {
+            self.bad.push(b);
+        }
+    }
+
+    /// One line, in file order.
+    fn take(&mut self, parsed: reader::Parsed, date: NaiveDate) {
+        self.lines += 1;
+        match parsed {
+            reader::Parsed::Bad(b) => self.note_bad(b),
+            reader::Parsed::Line(l) => {
+                if let Some(d) = l.business_date {
+                    self.dated += 1;
+                    if d != date {
+                        self.other += 1;
+                        self.example.get_or_insert(d);
+                        return self.note_bad(BadLine {
+                            line: l.line,
+                            field: "business_date".to_string(),
+                            detail: format!("{d} is not the file's date {date}"),
+                        });
+                    }
+                }
+                self.matcher.line(&l);
+            }
+        }
+    }
+}
+
 /// A run's result, and the events that record it (none when this file was
 /// already reconciled for this date).
 pub struct Reconciled {
@@ -250,11 +364,13 @@ pub fn reconcile<R: Read>(
     date: NaiveDate,
     recorded_at: &Timestamp,
 ) -> Result<Reconciled, ReconError> {
-    let ledger = ledger_side(projector.recon_entries(date)?, cutoff);
-    let carried = held_in(projector, date, cutoff)?;
-    let carried_in = carried.len() as u64;
-    let matcher = Matcher::new(date, ledger, carried);
-    let m = match_file(file, input, layout, date, matcher)?;
+    let mut carried_in = 0u64;
+    let m = match_file(file, input, layout, date, || {
+        let ledger = ledger_items(projector.recon_entries(date)?, cutoff);
+        let carried = held_in(projector, date, cutoff)?;
+        carried_in = carried.len() as u64;
+        Ok(Matcher::new(date, ledger, carried))
+    })?;
 
     if let Some(run) = projector.recon_run(date, &m.file_sha256)? {
         let breaks = projector.recon_breaks(date, &m.file_sha256)?;

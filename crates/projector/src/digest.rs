@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::entries::{ReconEntry, TxnEntry};
+use crate::entries::bounds;
 use crate::keys::{self, SegmentKind};
 use crate::{Projector, ProjectorError};
 
@@ -147,18 +147,24 @@ impl Projector {
                 // record's bytes are what decoding it consumes.
                 let (n, mut rest) =
                     postcard::take_from_bytes::<usize>(&plain).map_err(|e| corrupt(&e))?;
+                // Each record's bounds are found without decoding it
+                // (`entries::bounds`); the segment must end with its last.
+                let after = if kind == SegmentKind::Recon {
+                    bounds::after_recon
+                } else {
+                    bounds::after_txn
+                };
+                out.reserve(n);
                 for _ in 0..n {
                     let before = rest;
-                    rest = if kind == SegmentKind::Recon {
-                        postcard::take_from_bytes::<ReconEntry>(rest)
-                            .map_err(|e| corrupt(&e))?
-                            .1
-                    } else {
-                        postcard::take_from_bytes::<TxnEntry>(rest)
-                            .map_err(|e| corrupt(&e))?
-                            .1
-                    };
+                    rest = after(rest).map_err(|e| corrupt(&e))?;
                     out.push(hash(date_part, &before[..before.len() - rest.len()]));
+                }
+                if !rest.is_empty() {
+                    return Err(corrupt(&format!(
+                        "{} bytes after its {n} records",
+                        rest.len()
+                    )));
                 }
             }
         }

@@ -15,7 +15,7 @@ use clearing_core::events::RecordRejected;
 use clearing_core::ingest::{decide_prepared, prepare, Outcome, Reason, Rejection};
 use clearing_core::mask::mask_unparsed;
 use clearing_core::registry::{plan_registry_load, RegistryChange, VersionedFees};
-use clearing_core::{Event, EventBody, Timestamp};
+use clearing_core::{Event, Timestamp};
 use clearing_log::{EventLog, LogError};
 use serde::Serialize;
 
@@ -77,10 +77,7 @@ impl From<WriteError> for ProducerError {
 /// summary) through the writer, in order, a batch at a time.
 pub fn record_events(writer: &mut Writer, events: Vec<Event>) -> Result<(), WriteError> {
     writer.catch_up()?;
-    if events
-        .iter()
-        .any(|e| matches!(e.body, EventBody::TransactionRecorded(_)))
-    {
+    if events.iter().any(writemodel::folds_txn) {
         writer.load_txns()?;
     }
     let mut events = events.into_iter().peekable();

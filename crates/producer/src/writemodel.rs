@@ -219,11 +219,7 @@ impl WriteModel {
                     )))
                 }
             }
-            let payload = self.file.checked(info).map_err(frame_err)?;
-            let plain = lz4_flex::decompress_size_prepended(&payload)
-                .map_err(|e| corrupt(format!("commit at byte {}: {e}", info.at)))?;
-            let c: Commit = postcard::from_bytes(&plain)
-                .map_err(|e| corrupt(format!("commit at byte {}: {e}", info.at)))?;
+            let c: Commit = self.read_frame(info, "commit")?;
             self.stands.extend(c.stands);
             self.seqs.extend(c.seqs);
             self.steps.extend(c.steps);
@@ -243,18 +239,26 @@ impl WriteModel {
     pub fn load_txns(&mut self) -> Result<(), WriteModelError> {
         let unread = std::mem::take(&mut self.txns.unread);
         for info in unread {
-            let corrupt = |detail: String| WriteModelError::Corrupt {
-                path: self.path.display().to_string(),
-                detail: format!("transactions at byte {}: {detail}", info.at),
-            };
-            let payload = self.file.checked(info).map_err(frame_err)?;
-            let plain = lz4_flex::decompress_size_prepended(&payload)
-                .map_err(|e| corrupt(e.to_string()))?;
-            let txns: Vec<(String, TxnState)> =
-                postcard::from_bytes(&plain).map_err(|e| corrupt(e.to_string()))?;
+            let txns: Vec<(String, TxnState)> = self.read_frame(info, "transactions")?;
             self.txns.all.extend(txns);
         }
         Ok(())
+    }
+
+    /// A stored frame's LZ4 postcard payload, checksum verified; `what`
+    /// names it in the error.
+    fn read_frame<T: serde::de::DeserializeOwned>(
+        &self,
+        info: FrameInfo,
+        what: &str,
+    ) -> Result<T, WriteModelError> {
+        let corrupt = |e: &dyn std::fmt::Display| WriteModelError::Corrupt {
+            path: self.path.display().to_string(),
+            detail: format!("{what} at byte {}: {e}", info.at),
+        };
+        let payload = self.file.checked(info).map_err(frame_err)?;
+        let plain = lz4_flex::decompress_size_prepended(&payload).map_err(|e| corrupt(&e))?;
+        postcard::from_bytes(&plain).map_err(|e| corrupt(&e))
     }
 
     /// Whether the transactions' frames are read (`load_txns`).
@@ -320,7 +324,8 @@ impl WriteModel {
 
     /// Folds an accepted event into the (not yet stored) state.
     pub fn apply_pending(&mut self, event: &Event) {
-        if !matches!(event.body, EventBody::TransactionRecorded(_)) {
+        let txn = folds_txn(event);
+        if !txn {
             self.reference_dirty |= !matches!(
                 event.body,
                 EventBody::ReconciliationBreak(_) | EventBody::ReconciliationRun(_)
@@ -334,14 +339,13 @@ impl WriteModel {
             *seq = event.seq;
             self.changed_seqs.insert(event.key().to_string(), event.seq);
         }
-        if matches!(event.body, EventBody::TransactionRecorded(_)) {
-            // Folding one into transactions not read would lose them all
-            // at the next commit's replay order: never.
-            assert!(
-                self.txns_loaded(),
-                "a transaction is folded in only after load_txns"
-            );
-        }
+        // Folded in before the stored ones are read, a transaction would be
+        // decided against a partial set, and reading them later would put
+        // older states over it: never.
+        assert!(
+            !txn || self.txns_loaded(),
+            "a transaction is folded in only after load_txns"
+        );
         let mut store = Tracking {
             txns: &mut self.txns,
             changed: &mut self.changed_txns,
@@ -438,6 +442,11 @@ struct CommitOut<'a> {
     reference: Option<String>,
 }
 
+/// Whether folding `event` in changes the accepted transactions.
+pub(crate) fn folds_txn(event: &Event) -> bool {
+    matches!(event.body, EventBody::TransactionRecorded(_))
+}
+
 /// Events of multi-event steps, recorded once by id.
 fn is_step(event: &Event) -> bool {
     matches!(
@@ -484,12 +493,7 @@ impl Handler for WriteModel {
         items: Vec<Item>,
         next_offset: u64,
     ) -> Result<(), WriteModelError> {
-        let folds_txns = items.iter().any(|i| {
-            i.event
-                .as_ref()
-                .is_ok_and(|e| matches!(e.body, EventBody::TransactionRecorded(_)))
-        });
-        if folds_txns {
+        if items.iter().any(|i| i.event.as_ref().is_ok_and(folds_txn)) {
             self.load_txns()?;
         }
         let mut head = self.head(partition);

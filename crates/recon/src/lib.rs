@@ -251,8 +251,6 @@ pub fn match_file<R: Read>(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (matched, read)
     });
-    let c = matched?;
-    read?;
     let Classified {
         matcher,
         lines,
@@ -261,7 +259,8 @@ pub fn match_file<R: Read>(
         other,
         dated,
         example,
-    } = c;
+    } = matched?;
+    read?;
     if other * 2 > dated {
         return Err(ReconError::WrongDate {
             file: file.to_string(),

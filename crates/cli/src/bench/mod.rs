@@ -405,8 +405,6 @@ fn replay_of(cfg: &Config, into: &Path) -> Result<ReplayFigures> {
     Ok(replay)
 }
 
-/// Ingest on this thread while a projector follows on another; (events
-/// the follower applied, seconds).
 /// Ingests the day into `cfg`'s fresh dir with a projector following it
 /// on another thread, until that has applied the `events` the same day
 /// gave in stage A; returns the events it applied and the time taken.

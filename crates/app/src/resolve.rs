@@ -69,8 +69,8 @@ impl ResolutionView {
         let v = &r.value;
         ResolutionView {
             business_date: v.business_date,
-            terminal_id: v.key.terminal_id.clone(),
-            rrn: v.key.rrn.clone(),
+            terminal_id: v.key.terminal_id.to_string(),
+            rrn: v.key.rrn.to_string(),
             txn_type: v.key.txn_type,
             category: v.category,
             merchant_id,
@@ -165,7 +165,10 @@ impl Recorder {
         let r = p
             .resolution(date, key)?
             .ok_or_else(|| AppError::storage("the resolution just recorded is not projected"))?;
-        Ok(ResolutionView::of(&r, finding.merchant_id.clone()))
+        Ok(ResolutionView::of(
+            &r,
+            finding.merchant_id.as_deref().map(str::to_string),
+        ))
     }
 
     /// The adjustment a `channel` decision on `finding` records.
@@ -178,9 +181,13 @@ impl Recorder {
             RefusedDecision::Overflow(o) => AppError::from(o),
             e => AppError::conflict(e.to_string()),
         })?;
-        let merchant_id = finding.merchant_id.clone().ok_or_else(|| {
-            AppError::conflict("the break names no merchant: a channel decision needs one")
-        })?;
+        let merchant_id = finding
+            .merchant_id
+            .as_deref()
+            .map(str::to_string)
+            .ok_or_else(|| {
+                AppError::conflict("the break names no merchant: a channel decision needs one")
+            })?;
         let reference = self.reference();
         let merchant = reference.merchant(&merchant_id).ok_or_else(|| {
             AppError::conflict(format!(
@@ -260,8 +267,8 @@ impl ReadLedger {
             total = total.checked_add(a.amount)?;
             adjustments.push(AdjustmentView {
                 merchant_id: a.merchant_id,
-                terminal_id: v.key.terminal_id,
-                rrn: v.key.rrn,
+                terminal_id: v.key.terminal_id.into(),
+                rrn: v.key.rrn.into(),
                 txn_type: v.key.txn_type,
                 category: v.category,
                 amount: a.amount,

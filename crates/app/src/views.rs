@@ -75,8 +75,8 @@ pub struct ReconView {
 impl ReconView {
     pub fn of(r: &crate::ReconReport) -> ReconView {
         let key = |k: &clearing_core::recon::MatchKey| ReconKeyView {
-            terminal_id: k.terminal_id.clone(),
-            rrn: k.rrn.clone(),
+            terminal_id: k.terminal_id.to_string(),
+            rrn: k.rrn.to_string(),
             txn_type: k.txn_type,
         };
         ReconView {

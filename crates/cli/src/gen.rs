@@ -603,7 +603,8 @@ pub fn write_channel_file(
                 f.unknown_added += 1;
                 put(&mut w, i, i.amount, i.fee)?;
                 let mut ghost = i.clone();
-                ghost.key.rrn = format!("9{}", &i.key.rrn[1.min(i.key.rrn.len())..]);
+                ghost.key.rrn =
+                    compact_str::format_compact!("9{}", &i.key.rrn[1.min(i.key.rrn.len())..]);
                 put(&mut w, &ghost, i.amount, i.fee)?;
             }
             _ => put(&mut w, i, i.amount, i.fee)?,

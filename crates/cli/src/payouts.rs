@@ -73,8 +73,8 @@ pub fn resolve(cfg: &Config, command: ReconCommand, out: &mut dyn Write) -> Resu
     let req = Resolve {
         date,
         key: MatchKey {
-            terminal_id: terminal,
-            rrn,
+            terminal_id: terminal.into(),
+            rrn: rrn.into(),
             txn_type: match txn_type {
                 ReconTxnType::Sale => ReconType::Sale,
                 ReconTxnType::Refund => ReconType::Refund,

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use chrono::NaiveDate;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::channel::TxnType;
@@ -60,11 +61,18 @@ impl ReconType {
 }
 
 /// The match key: `(terminal_id, rrn, txn_type)`.
+///
+/// Its texts, and the ids of a `LedgerItem`, are kept inline (up to 24
+/// bytes, which every terminal id, RRN and id the ledger issues fits): a
+/// run holds a million of them, and a text on the heap of its own was an
+/// allocation to make and free, and a cache miss to compare, apiece.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MatchKey {
-    pub terminal_id: String,
-    pub rrn: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub terminal_id: CompactString,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub rrn: CompactString,
     pub txn_type: ReconType,
 }
 
@@ -82,8 +90,10 @@ crate::wire_enum! {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerItem {
-    pub txn_id: String,
-    pub merchant_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub txn_id: CompactString,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub merchant_id: CompactString,
     #[serde(flatten)]
     pub key: MatchKey,
     pub amount: Fen,
@@ -98,8 +108,10 @@ pub struct LedgerItem {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeldItem {
-    pub txn_id: String,
-    pub merchant_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub txn_id: CompactString,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub merchant_id: CompactString,
     #[serde(flatten)]
     pub key: MatchKey,
     pub amount: Fen,
@@ -114,7 +126,7 @@ pub struct HeldItem {
 pub struct ChannelLine {
     pub line: u64,
     pub business_date: Option<NaiveDate>,
-    pub merchant_id: String,
+    pub merchant_id: CompactString,
     pub key: MatchKey,
     pub amount: Fen,
     pub fee: Fen,
@@ -128,9 +140,11 @@ pub struct Finding {
     #[serde(flatten)]
     pub key: MatchKey,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merchant_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub merchant_id: Option<CompactString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub txn_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub txn_id: Option<CompactString>,
     /// The channel file's line, for findings that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
@@ -210,25 +224,6 @@ struct Candidate {
 }
 
 const NONE: u32 = u32::MAX;
-
-/// The candidates with `key` on the chain starting at `head`, in log order.
-fn with_key<'a>(
-    head: u32,
-    candidates: &'a [Candidate],
-    key: &'a MatchKey,
-) -> impl Iterator<Item = usize> + 'a {
-    let mut i = head;
-    std::iter::from_fn(move || {
-        while i != NONE {
-            let at = i as usize;
-            i = candidates[at].next;
-            if candidates[at].item.key == *key {
-                return Some(at);
-            }
-        }
-        None
-    })
-}
 
 fn key_hash(k: &MatchKey) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault};
@@ -360,9 +355,36 @@ impl Matcher {
             ledger_status: Some(item.status),
             ..channel_only(category)
         };
-        // The ledger records with this key, in log order.
+        // The ledger records with this key, in log order, in one walk:
+        // the file names them all (a second line with the key is its
+        // duplicate); the line pairs with an expected record not yet
+        // paired first, else with any not yet paired, else the first.
         let head = self.by_hash.get(&key_hash(&l.key)).copied().unwrap_or(NONE);
-        let Some(first) = with_key(head, &self.candidates, &l.key).next() else {
+        let (mut first, mut unpaired, mut unpaired_expected) = (None, None, None);
+        let mut at = head;
+        while at != NONE {
+            let i = at as usize;
+            let c = &mut self.candidates[i];
+            at = c.next;
+            if c.item.key != l.key {
+                continue;
+            }
+            if first.is_none() {
+                if c.named {
+                    // Named by an earlier line: so are all the others.
+                    return self.record(channel_only(Category::DuplicateInChannel));
+                }
+                first = Some(i);
+            }
+            c.named = true;
+            if !c.paired {
+                unpaired.get_or_insert(i);
+                if expected(c) {
+                    unpaired_expected.get_or_insert(i);
+                }
+            }
+        }
+        let Some(first) = first else {
             let category = if self.unknown_seen.insert(l.key.clone()) {
                 Category::MissingInLedger
             } else {
@@ -370,19 +392,7 @@ impl Matcher {
             };
             return self.record(channel_only(category));
         };
-        if self.candidates[first].named {
-            return self.record(channel_only(Category::DuplicateInChannel));
-        }
-        // Pair with an expected record not yet paired first, else any.
-        let cs = &self.candidates;
-        let i = with_key(head, cs, &l.key)
-            .find(|i| !cs[*i].paired && expected(&cs[*i]))
-            .or_else(|| with_key(head, cs, &l.key).find(|i| !cs[*i].paired))
-            .unwrap_or(first);
-        let all: Vec<usize> = with_key(head, cs, &l.key).collect();
-        for j in all {
-            self.candidates[j].named = true;
-        }
+        let i = unpaired_expected.or(unpaired).unwrap_or(first);
         let c = &mut self.candidates[i];
         c.paired = true;
         let category = if c.item.status != LedgerStatus::Approved {

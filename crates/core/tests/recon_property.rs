@@ -13,8 +13,8 @@ use proptest::prelude::*;
 
 fn key(t: u8, r: u8, refund: bool) -> MatchKey {
     MatchKey {
-        terminal_id: format!("T{t}"),
-        rrn: format!("R{r}"),
+        terminal_id: format!("T{t}").into(),
+        rrn: format!("R{r}").into(),
         txn_type: if refund {
             ReconType::Refund
         } else {
@@ -63,7 +63,7 @@ fn every_record_of_both_sides_lands_in_exactly_one_category() {
                 .iter()
                 .enumerate()
                 .map(|(i, (t, r, refund, amount, fee, st, near))| LedgerItem {
-                    txn_id: format!("L{i}"),
+                    txn_id: format!("L{i}").into(),
                     merchant_id: "M".into(),
                     key: key(*t, *r, *refund),
                     amount: Fen(*amount),
@@ -78,7 +78,7 @@ fn every_record_of_both_sides_lands_in_exactly_one_category() {
                 .map(|(i, (t, r, refund, amount, fee, st))| {
                     (
                         HeldItem {
-                            txn_id: format!("H{i}"),
+                            txn_id: format!("H{i}").into(),
                             merchant_id: "M".into(),
                             key: key(*t, *r, *refund),
                             amount: Fen(*amount),
@@ -103,7 +103,7 @@ fn every_record_of_both_sides_lands_in_exactly_one_category() {
                     },
                 )
                 .collect();
-            let expected: Vec<String> = items
+            let expected: Vec<compact_str::CompactString> = items
                 .iter()
                 .filter(|i| i.status == LedgerStatus::Approved)
                 .map(|i| i.txn_id.clone())
@@ -134,7 +134,7 @@ fn every_record_of_both_sides_lands_in_exactly_one_category() {
             let want: Vec<u64> = channel.iter().map(|l| l.line).collect();
             prop_assert_eq!(lines_seen, want);
             // each expected ledger record exactly once
-            let mut ledger_seen: Vec<String> = all
+            let mut ledger_seen: Vec<compact_str::CompactString> = all
                 .iter()
                 .filter(|f| {
                     !matches!(

@@ -234,7 +234,7 @@ fn run_events(n: u64) -> Vec<Event> {
                         category: Category::MissingInLedger,
                         key: MatchKey {
                             terminal_id: "T1".into(),
-                            rrn: format!("{index:012}"),
+                            rrn: format!("{index:012}").into(),
                             txn_type: ReconType::Sale,
                         },
                         merchant_id: None,

@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 use clearing_core::events::{OriginalSale, RowDelta, RowKey};
 use clearing_core::{Channel, Fen, Position, Timestamp, TxnResult, TxnType};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// What the transaction index keeps of one accepted record (postcard:
@@ -53,10 +54,10 @@ impl TxnEntry {
 /// date's worth, up to millions, before reading the channel's file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconEntry {
-    pub txn_id: String,
-    pub merchant_id: String,
-    pub terminal_id: String,
-    pub rrn: String,
+    pub txn_id: CompactString,
+    pub merchant_id: CompactString,
+    pub terminal_id: CompactString,
+    pub rrn: CompactString,
     pub txn_type: TxnType,
     pub result: TxnResult,
     pub original_txn_id: Option<String>,
@@ -194,9 +195,9 @@ mod tests {
 
     fn recon(all_options: bool, text: &str) -> ReconEntry {
         ReconEntry {
-            txn_id: format!("T{text}"),
-            merchant_id: format!("M{text}"),
-            terminal_id: format!("{text}9"),
+            txn_id: format!("T{text}").into(),
+            merchant_id: format!("M{text}").into(),
+            terminal_id: format!("{text}9").into(),
             rrn: "432100000007".into(),
             txn_type: TxnType::Reversal,
             result: TxnResult::Approved,

@@ -370,10 +370,10 @@ impl Folding {
             .entry(t.business_date)
             .or_default()
             .push(ReconEntry {
-                txn_id: t.txn_id.clone(),
-                merchant_id: t.merchant_id.clone(),
-                terminal_id: t.terminal_id.clone(),
-                rrn: t.rrn.clone(),
+                txn_id: t.txn_id.as_str().into(),
+                merchant_id: t.merchant_id.as_str().into(),
+                terminal_id: t.terminal_id.as_str().into(),
+                rrn: t.rrn.as_str().into(),
                 txn_type: t.txn_type,
                 result: t.result,
                 original_txn_id: t.original_txn_id.clone(),

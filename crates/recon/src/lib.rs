@@ -22,6 +22,7 @@ use clearing_core::recon::{
 };
 use clearing_core::{Event, Fen, Timestamp, TxnResult, TxnType};
 use clearing_projector::{Projector, ReconEntry};
+use compact_str::CompactString;
 
 pub use reader::{BadLine, FileError, Layout};
 
@@ -168,7 +169,7 @@ pub fn held_in(
             .map(|h| (h, LedgerStatus::Approved))
             .collect());
     }
-    let now: std::collections::HashMap<String, LedgerStatus> =
+    let now: std::collections::HashMap<CompactString, LedgerStatus> =
         ledger_side(projector.recon_entries(previous)?, cutoff)
             .into_iter()
             .map(|i| (i.txn_id, i.status))
@@ -218,19 +219,26 @@ pub fn match_file<R: Read>(
     let mut hashing = Hashing::new(input);
     let (matched, read) = std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<reader::Parsed>>(CHUNKS_AHEAD);
+        // Emptied chunks go back to the reader to be filled again: fresh
+        // ones would each be memory the kernel must zero first.
+        let (give_back, reuse) = std::sync::mpsc::sync_channel::<Vec<reader::Parsed>>(CHUNKS_AHEAD);
         let matching = s.spawn(move || -> Result<Classified, ReconError> {
             let mut c = Classified::new(build()?);
-            for chunk in rx {
-                for parsed in chunk {
+            for mut chunk in rx {
+                for parsed in chunk.drain(..) {
                     c.take(parsed, date);
                 }
+                // The reader may be done and gone: the chunk is then freed.
+                let _ = give_back.try_send(chunk);
             }
             Ok(c)
         });
         let read = (|| -> Result<(), ReconError> {
             let mut reader = reader::ChannelReader::new(file, &mut hashing, layout, date)?;
             loop {
-                let mut chunk = Vec::with_capacity(CHUNK_LINES);
+                let mut chunk = reuse
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK_LINES));
                 while chunk.len() < CHUNK_LINES {
                     match reader.next_line()? {
                         Some(parsed) => chunk.push(parsed),

@@ -344,10 +344,10 @@ fn parse_csv(line: u64, r: &csv::StringRecord) -> Parsed {
         Ok(ChannelLine {
             line,
             business_date: Some(business_date),
-            merchant_id: merchant_id.to_string(),
+            merchant_id: merchant_id.into(),
             key: MatchKey {
-                terminal_id: terminal_id.to_string(),
-                rrn: rrn.to_string(),
+                terminal_id: terminal_id.into(),
+                rrn: rrn.into(),
                 txn_type: kind,
             },
             amount,
@@ -431,10 +431,10 @@ fn parse_fixed(line: u64, text: &str, year: i32) -> Parsed {
         Ok(ChannelLine {
             line,
             business_date: None,
-            merchant_id: merchant_id.to_string(),
+            merchant_id: merchant_id.into(),
             key: MatchKey {
-                terminal_id: terminal_id.to_string(),
-                rrn: rrn.to_string(),
+                terminal_id: terminal_id.into(),
+                rrn: rrn.into(),
                 txn_type: kind,
             },
             amount,

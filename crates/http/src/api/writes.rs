@@ -147,8 +147,8 @@ pub(super) async fn resolve(State(s): S, c: Caller, Path(d): Path<String>, body:
         ))
     })?;
     let key = MatchKey {
-        terminal_id: field(&v, "terminal_id")?.to_string(),
-        rrn: field(&v, "rrn")?.to_string(),
+        terminal_id: field(&v, "terminal_id")?.into(),
+        rrn: field(&v, "rrn")?.into(),
         txn_type,
     };
     let remark = field(&v, "remark")?.to_string();

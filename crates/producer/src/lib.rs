@@ -291,70 +291,137 @@ pub fn ingest(
         .fees
         .clone()
         .ok_or(ProducerError::NoFeeSchedule)?;
-    let mut summary = IngestSummary::default();
+    let mut flow = Flow {
+        summary: IngestSummary::default(),
+        committed_line: 0,
+        in_flight: None,
+        live,
+        log: writer.log().describe(),
+        source_name,
+    };
     let mut reader = Lines {
         input: &mut input,
         source_name,
         line_no: 0,
     };
-    // Lines up to here are durable; `in_flight` is the last line of the
-    // batch the log is acknowledging while the next one is parsed.
-    let mut committed_line: u64 = 0;
-    let mut in_flight: Option<u64> = None;
-    let log = writer.log().describe();
     let mut lines: Vec<(u64, Vec<u8>)> = Vec::with_capacity(INGEST_BATCH_LINES_MAX);
+    let mut more = reader.batch(&mut lines)?;
+    let mut prepared = prepare_batch(&lines);
+    let mut batch_end = reader.line_no;
     loop {
         let recorded_at = clock();
-        let more = reader.batch(&mut lines)?;
-        let prepared = prepare_batch(&lines);
-        let publish_err = |committed_line, error| ProducerError::Publish {
-            log: log.clone(),
+        if !more || live {
+            // A live feed is never read ahead: the batch it has given is
+            // recorded before the next line is waited for.
+            flow.commit_batch(
+                writer,
+                &fees,
+                prepared,
+                batch_end,
+                &recorded_at,
+                &mut progress,
+            )?;
+            if !more {
+                break;
+            }
+            more = reader.batch(&mut lines)?;
+            prepared = prepare_batch(&lines);
+            batch_end = reader.line_no;
+            continue;
+        }
+        // A file: the next batch is read here and prepared on the pool
+        // while this one is decided and appended.
+        let read = reader.batch(&mut lines);
+        let (next, committed) = std::thread::scope(|s| {
+            let next = read.is_ok().then(|| s.spawn(|| prepare_batch(&lines)));
+            let committed = flow.commit_batch(
+                writer,
+                &fees,
+                prepared,
+                batch_end,
+                &recorded_at,
+                &mut progress,
+            );
+            let next = next.map(|h| h.join().expect("preparing a batch does not panic"));
+            (next, committed)
+        });
+        committed?;
+        more = read?;
+        prepared = next.expect("a batch read is prepared");
+        batch_end = reader.line_no;
+    }
+    writer
+        .settle()
+        .map_err(|e| flow.publish_err(flow.committed_line, e))?;
+    progress(&flow.summary);
+    Ok(flow.summary)
+}
+
+/// Where an ingest stands between batches.
+struct Flow<'a> {
+    summary: IngestSummary,
+    /// Lines up to here are durable.
+    committed_line: u64,
+    /// The last line of the batch the log is acknowledging while the next
+    /// one is prepared.
+    in_flight: Option<u64>,
+    live: bool,
+    log: String,
+    source_name: &'a str,
+}
+
+impl Flow<'_> {
+    fn publish_err(&self, committed_line: u64, error: WriteError) -> ProducerError {
+        ProducerError::Publish {
+            log: self.log.clone(),
             error: Box::new(error),
-            source_name: source_name.to_string(),
+            source_name: self.source_name.to_string(),
             committed_line,
-        };
+        }
+    }
+
+    /// Settles the batch before, decides this one against the write model
+    /// and starts its append; a live feed waits for it to be durable.
+    fn commit_batch(
+        &mut self,
+        writer: &mut Writer,
+        fees: &VersionedFees,
+        prepared: Vec<(u64, Prepared)>,
+        batch_end: u64,
+        recorded_at: &Timestamp,
+        progress: &mut impl FnMut(&IngestSummary),
+    ) -> Result<(), ProducerError> {
         writer
             .settle()
-            .map_err(|e| publish_err(committed_line, e))?;
-        if let Some(line) = in_flight.take() {
-            committed_line = line;
-            progress(&summary);
+            .map_err(|e| self.publish_err(self.committed_line, e))?;
+        if let Some(line) = self.in_flight.take() {
+            self.committed_line = line;
+            progress(&self.summary);
         }
         let dead = decide_batch(
-            &fees,
+            fees,
             writer,
-            source_name,
+            self.source_name,
             prepared,
-            &recorded_at,
-            &mut summary,
+            recorded_at,
+            &mut self.summary,
         );
         writer
             .start_commit()
-            .map_err(|e| publish_err(committed_line, e))?;
-        in_flight = Some(reader.line_no);
-        if live {
+            .map_err(|e| self.publish_err(self.committed_line, e))?;
+        self.in_flight = Some(batch_end);
+        if self.live {
             writer
                 .settle()
-                .map_err(|e| publish_err(committed_line, e))?;
-            committed_line = reader.line_no;
-            in_flight = None;
-            progress(&summary);
+                .map_err(|e| self.publish_err(self.committed_line, e))?;
+            self.committed_line = batch_end;
+            self.in_flight = None;
+            progress(&self.summary);
         }
         writer
             .dead_letter(&dead)
-            .map_err(|e| publish_err(committed_line, e))?;
-        if !more {
-            break;
-        }
+            .map_err(|e| self.publish_err(self.committed_line, e))
     }
-    writer.settle().map_err(|error| ProducerError::Publish {
-        log: log.clone(),
-        error: Box::new(error),
-        source_name: source_name.to_string(),
-        committed_line,
-    })?;
-    progress(&summary);
-    Ok(summary)
 }
 
 /// What `ingest` reads.

@@ -325,3 +325,128 @@ fn a_step_that_records_no_transaction_leaves_them_unread_and_they_still_decide_a
     assert_eq!(again.duplicates, whole.accepted + whole.duplicates);
     assert_eq!(log.end(Topic::Events), end, "nothing published twice");
 }
+
+/// A sale of the fixture's first merchant, `txn_id` `S{i}`.
+fn sale_line(i: usize, amount: &str) -> String {
+    format!(
+        r#"{{"txn_id": "S{i:08}", "type": "sale", "original_txn_id": null, "merchant_id": "822584053110001", "terminal_id": "10000001", "mcc": "5812", "channel": "wechat", "amount": "{amount}", "currency": "CNY", "result": "approved", "decline_code": null, "rrn": "{:012}", "stan": "000001", "card": null, "occurred_at": "2026-11-20T10:00:00+08:00"}}"#,
+        i
+    )
+}
+
+#[test]
+fn decisions_across_batches_see_every_line_before_them_in_file_order() {
+    let batch = clearing_producer::INGEST_BATCH_LINES_MAX;
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut wm) = setup(dir.path());
+    let mut lines: Vec<String> = (0..2 * batch + 100)
+        .map(|i| sale_line(i, "10.00"))
+        .collect();
+    // In the second batch: a copy of a sale of the first (a duplicate) and
+    // a void of the first batch's last sale; in the third: a sale id of
+    // the second batch with other content.
+    lines[batch + 5] = sale_line(3, "10.00");
+    lines[batch + 6] = sale_line(batch - 1, "10.00")
+        .replace(&format!("\"S{:08}\"", batch - 1), "\"V1\"")
+        .replace(
+            "\"sale\", \"original_txn_id\": null",
+            &format!("\"void\", \"original_txn_id\": \"S{:08}\"", batch - 1),
+        );
+    lines[2 * batch + 10] = sale_line(batch + 7, "11.00");
+    let text = lines.join("\n");
+    let before = log.end(Topic::Events);
+    let s = run(&log, &mut wm, &text);
+    assert_eq!(s.duplicates, 1);
+    assert_eq!(
+        s.rejected.get("conflicting_duplicate"),
+        Some(&1),
+        "{:?}",
+        s.rejected
+    );
+    assert_eq!(s.rejected_total(), 1);
+    assert_eq!(s.accepted, lines.len() as u64 - 2);
+    let ids: Vec<String> = all(&log, Topic::Events)
+        .into_iter()
+        .skip(before as usize)
+        .map(|e| match e.body {
+            EventBody::TransactionRecorded(t) => t.txn_id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected: Vec<String> = (0..lines.len())
+        .filter(|&i| i != batch + 5 && i != 2 * batch + 10)
+        .map(|i| {
+            if i == batch + 6 {
+                "V1".to_string()
+            } else {
+                format!("S{i:08}")
+            }
+        })
+        .collect();
+    assert_eq!(ids, expected);
+}
+
+/// Gives `lines` lines of `text`, then fails.
+struct FailsAfter<'a> {
+    text: &'a [u8],
+    lines: usize,
+}
+
+impl std::io::Read for FailsAfter<'_> {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        unreachable!("read through BufRead")
+    }
+}
+
+impl std::io::BufRead for FailsAfter<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.lines == 0 {
+            return Err(std::io::Error::other("disk gone"));
+        }
+        let end = self
+            .text
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.text.len(), |p| p + 1);
+        Ok(&self.text[..end])
+    }
+    fn consume(&mut self, n: usize) {
+        if self.text[..n].ends_with(b"\n") {
+            self.lines -= 1;
+        }
+        self.text = &self.text[n..];
+    }
+}
+
+#[test]
+fn a_read_error_stops_ingest_with_the_batches_before_it_recorded() {
+    let batch = clearing_producer::INGEST_BATCH_LINES_MAX;
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut wm) = setup(dir.path());
+    let text: String = (0..batch + 50)
+        .map(|i| sale_line(i, "10.00") + "\n")
+        .collect();
+    let before = log.end(Topic::Events);
+    let input = FailsAfter {
+        text: text.as_bytes(),
+        lines: batch + 10,
+    };
+    let err = ingest(
+        &mut wm,
+        "transactions.jsonl",
+        Input::File(input),
+        &clock,
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ProducerError::Read { line, .. } if line == (batch + 10) as u64),
+        "{err}"
+    );
+    assert_eq!(log.end(Topic::Events) - before, batch as u64);
+    // The rest is recorded when the same file is run again.
+    drop((wm, log));
+    let (log, mut wm) = open(dir.path());
+    let s = run(&log, &mut wm, &text);
+    assert_eq!((s.accepted, s.duplicates), (50, batch as u64));
+}

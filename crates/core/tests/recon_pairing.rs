@@ -57,6 +57,13 @@ fn findings(ledger: Vec<LedgerItem>, lines: &[ChannelLine]) -> Vec<Finding> {
     all
 }
 
+/// Each finding as its category, line and transaction id.
+fn pairs(all: &[Finding]) -> Vec<(Category, Option<u64>, Option<&str>)> {
+    all.iter()
+        .map(|f| (f.category, f.line, f.txn_id.as_deref()))
+        .collect()
+}
+
 #[test]
 fn a_line_pairs_with_the_approved_record_of_its_key_before_a_voided_one_logged_first() {
     let k = key(LONG_TERMINAL, "432107000001");
@@ -65,12 +72,8 @@ fn a_line_pairs_with_the_approved_record_of_its_key_before_a_voided_one_logged_f
         item(LONG_TXN, k.clone(), LedgerStatus::Approved),
     ];
     let all = findings(ledger, &[line(2, k.clone()), line(3, k)]);
-    let got: Vec<(Category, Option<u64>, Option<&str>)> = all
-        .iter()
-        .map(|f| (f.category, f.line, f.txn_id.as_deref()))
-        .collect();
     assert_eq!(
-        got,
+        pairs(&all),
         vec![
             // The voided record the channel never named is not expected.
             (Category::Matched, Some(2), Some(LONG_TXN)),
@@ -89,12 +92,8 @@ fn a_key_named_twice_is_a_duplicate_even_with_a_ledger_record_of_it_left_unpaire
         item("P3", other.clone(), LedgerStatus::Declined),
     ];
     let all = findings(ledger, &[line(2, k.clone()), line(3, k), line(4, other)]);
-    let got: Vec<(Category, Option<u64>, Option<&str>)> = all
-        .iter()
-        .map(|f| (f.category, f.line, f.txn_id.as_deref()))
-        .collect();
     assert_eq!(
-        got,
+        pairs(&all),
         vec![
             // The second line names a key already seen in the file: a
             // duplicate, whatever the ledger still holds under it.

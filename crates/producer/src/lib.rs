@@ -310,30 +310,13 @@ pub fn ingest(
     let mut batch_end = reader.line_no;
     loop {
         let recorded_at = clock();
-        if !more || live {
-            // A live feed is never read ahead: the batch it has given is
-            // recorded before the next line is waited for.
-            flow.commit_batch(
-                writer,
-                &fees,
-                prepared,
-                batch_end,
-                &recorded_at,
-                &mut progress,
-            )?;
-            if !more {
-                break;
-            }
-            more = reader.batch(&mut lines)?;
-            prepared = prepare_batch(&lines);
-            batch_end = reader.line_no;
-            continue;
-        }
-        // A file: the next batch is read here and prepared on the pool
-        // while this one is decided and appended.
-        let read = reader.batch(&mut lines);
+        // A file's next batch is read here and prepared on the pool while
+        // this one is decided and appended. A live feed is never read
+        // ahead: the batch it has given is recorded before the next line
+        // is waited for.
+        let read_ahead = (more && !live).then(|| reader.batch(&mut lines));
         let (next, committed) = std::thread::scope(|s| {
-            let next = read.is_ok().then(|| s.spawn(|| prepare_batch(&lines)));
+            let next = matches!(read_ahead, Some(Ok(_))).then(|| s.spawn(|| prepare_batch(&lines)));
             let committed = flow.commit_batch(
                 writer,
                 &fees,
@@ -346,8 +329,19 @@ pub fn ingest(
             (next, committed)
         });
         committed?;
-        more = read?;
-        prepared = next.expect("a batch read is prepared");
+        if !more {
+            break;
+        }
+        match read_ahead {
+            Some(read) => {
+                more = read?;
+                prepared = next.expect("a batch read is prepared");
+            }
+            None => {
+                more = reader.batch(&mut lines)?;
+                prepared = prepare_batch(&lines);
+            }
+        }
         batch_end = reader.line_no;
     }
     writer

@@ -249,8 +249,8 @@ impl EventLog for KafkaLog {
 
     /// The records are handed to librdkafka (and, with transactions, a
     /// transaction begun); `finish_append` waits for the broker.
-    fn start_append(&self, topic: Topic, records: &[Record]) -> Result<Started, LogError> {
-        produce::start(self, topic, records).map(|()| Started::InFlight)
+    fn start_append(&self, topic: Topic, records: Vec<Record>) -> Result<Started, LogError> {
+        produce::start(self, topic, &records).map(|()| Started::InFlight)
     }
 
     fn finish_append(&self, topic: Topic) -> Result<Vec<Position>, LogError> {

@@ -15,12 +15,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
 
 use tracing::instrument;
 
 use crate::frames::{DirLock, FrameError, FrameFile, FrameInfo};
-use crate::{Delivered, EventLog, LogError, Position, Positions, Record, Topic, TopicNames};
+use crate::{
+    Delivered, EventLog, LogError, Position, Positions, Record, Started, Topic, TopicNames,
+};
 
 /// Records per chunk. Small enough that reading one record costs little
 /// (a chunk compresses to tens of KiB), large enough that per-frame costs
@@ -51,9 +54,15 @@ struct TopicFile {
 pub struct EmbeddedLog {
     dir: PathBuf,
     topics: TopicNames,
-    files: HashMap<Topic, RwLock<TopicFile>>,
+    files: HashMap<Topic, Arc<RwLock<TopicFile>>>,
+    /// Appends started (`start_append`) and not finished, per topic: each
+    /// is encoded, written and synced on a thread of its own while the
+    /// caller works on.
+    in_flight: Mutex<HashMap<Topic, InFlight>>,
     _lock: DirLock,
 }
+
+type InFlight = JoinHandle<Result<Vec<Position>, LogError>>;
 
 fn frame_err(e: FrameError) -> LogError {
     match e {
@@ -76,18 +85,37 @@ impl EmbeddedLog {
         let mut files = HashMap::new();
         for topic in [Topic::Events, Topic::Rejected] {
             let path = dir.join(format!("{}.frames", topics.name(topic)));
-            files.insert(topic, RwLock::new(TopicFile::open(&path)?));
+            files.insert(topic, Arc::new(RwLock::new(TopicFile::open(&path)?)));
         }
         Ok(EmbeddedLog {
             dir,
             topics,
             files,
+            in_flight: Mutex::new(HashMap::new()),
             _lock: lock,
         })
     }
 
-    fn file(&self, topic: Topic) -> &RwLock<TopicFile> {
+    fn file(&self, topic: Topic) -> &Arc<RwLock<TopicFile>> {
         self.files.get(&topic).expect("both topics are opened")
+    }
+
+    /// An error when an append is in flight on `topic`: appends to a topic
+    /// are taken one after the other, in the order they were asked for.
+    fn none_in_flight(&self, topic: Topic) -> Result<(), LogError> {
+        if self
+            .in_flight
+            .lock()
+            .expect("log lock")
+            .contains_key(&topic)
+        {
+            return Err(LogError::File(format!(
+                "an append to {} is in flight ({})",
+                self.topics.name(topic),
+                self.describe()
+            )));
+        }
+        Ok(())
     }
 
     /// Offset one past the last record of a topic.
@@ -156,6 +184,48 @@ impl TopicFile {
     }
 }
 
+/// Appends `records` to a topic's file as one synced frame-file append,
+/// a frame per chunk: durable as a whole or not at all.
+fn append_to(file: &RwLock<TopicFile>, records: &[Record]) -> Result<Vec<Position>, LogError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut file = file.write().expect("log lock");
+    let start = file.end;
+    let mut payloads = Vec::new();
+    let mut base = start;
+    for chunk in records.chunks(CHUNK_RECORDS_MAX) {
+        payloads.push((base, chunk.len() as u32, encode_chunk(base, chunk)));
+        base += chunk.len() as u64;
+    }
+    let frames: Vec<(u8, &[u8])> = payloads.iter().map(|p| (CHUNK, p.2.as_slice())).collect();
+    // Durable before we answer: the write model commits only after
+    // this returns, and it must never be ahead of the log.
+    let infos = file.frames.append(&frames).map_err(frame_err)?;
+    for ((base, count, _), frame) in payloads.iter().zip(infos) {
+        file.chunks.push(Chunk {
+            base: *base,
+            count: *count,
+            frame,
+        });
+    }
+    file.end = base;
+    Ok((start..base)
+        .map(|offset| Position::new(0, offset))
+        .collect())
+}
+
+impl Drop for EmbeddedLog {
+    /// An append still in flight is waited for, so that it is not cut off
+    /// half-written when the log is closed.
+    fn drop(&mut self) {
+        let in_flight = std::mem::take(&mut *self.in_flight.lock().expect("log lock"));
+        for (_, handle) in in_flight {
+            let _ = handle.join();
+        }
+    }
+}
+
 fn chunk_of(frame: FrameInfo, head: &[u8]) -> Option<Chunk> {
     if frame.kind != CHUNK || head.len() < CHUNK_HEAD {
         return None;
@@ -217,32 +287,42 @@ fn decode_chunk(bytes: &[u8]) -> Result<Vec<(&str, &[u8])>, String> {
 impl EventLog for EmbeddedLog {
     #[instrument(level = "debug", skip(self, records), fields(records = records.len()))]
     fn append(&self, topic: Topic, records: &[Record]) -> Result<Vec<Position>, LogError> {
-        if records.is_empty() {
-            return Ok(Vec::new());
+        self.none_in_flight(topic)?;
+        append_to(self.file(topic), records)
+    }
+
+    /// The append runs on a thread of its own (LZ4, write, sync): the
+    /// caller decides its next batch meanwhile.
+    fn start_append(&self, topic: Topic, records: Vec<Record>) -> Result<Started, LogError> {
+        let mut in_flight = self.in_flight.lock().expect("log lock");
+        if in_flight.contains_key(&topic) {
+            return Err(LogError::File(format!(
+                "an append to {} is already in flight ({})",
+                self.topics.name(topic),
+                self.describe()
+            )));
         }
-        let mut file = self.file(topic).write().expect("log lock");
-        let start = file.end;
-        let mut payloads = Vec::new();
-        let mut base = start;
-        for chunk in records.chunks(CHUNK_RECORDS_MAX) {
-            payloads.push((base, chunk.len() as u32, encode_chunk(base, chunk)));
-            base += chunk.len() as u64;
-        }
-        let frames: Vec<(u8, &[u8])> = payloads.iter().map(|p| (CHUNK, p.2.as_slice())).collect();
-        // Durable before we answer: the write model commits only after
-        // this returns, and it must never be ahead of the log.
-        let infos = file.frames.append(&frames).map_err(frame_err)?;
-        for ((base, count, _), frame) in payloads.iter().zip(infos) {
-            file.chunks.push(Chunk {
-                base: *base,
-                count: *count,
-                frame,
-            });
-        }
-        file.end = base;
-        Ok((start..base)
-            .map(|offset| Position::new(0, offset))
-            .collect())
+        let file = Arc::clone(self.file(topic));
+        let handle = std::thread::Builder::new()
+            .name("log-append".to_string())
+            .spawn(move || append_to(&file, &records))
+            .map_err(|e| LogError::File(format!("starting an append: {e}")))?;
+        in_flight.insert(topic, handle);
+        Ok(Started::InFlight)
+    }
+
+    fn finish_append(&self, topic: Topic) -> Result<Vec<Position>, LogError> {
+        let handle = self.in_flight.lock().expect("log lock").remove(&topic);
+        let Some(handle) = handle else {
+            return Err(LogError::File(format!(
+                "no append to {} in flight ({})",
+                self.topics.name(topic),
+                self.describe()
+            )));
+        };
+        handle
+            .join()
+            .map_err(|_| LogError::File(format!("an append to {} failed", self.describe())))?
     }
 
     fn partitions(&self, _topic: Topic) -> Result<u32, LogError> {

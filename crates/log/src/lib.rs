@@ -114,11 +114,13 @@ pub trait EventLog: Send + Sync {
     fn append(&self, topic: Topic, records: &[Record]) -> Result<Vec<Position>, LogError>;
 
     /// Hands records to the log and returns before they are acknowledged
-    /// when the log can work meanwhile (a broker's round trip): then
-    /// `finish_append` on the same topic waits for them. One append per
-    /// topic is in flight at a time. A log that cannot appends at once.
-    fn start_append(&self, topic: Topic, records: &[Record]) -> Result<Started, LogError> {
-        self.append(topic, records).map(Started::Done)
+    /// when the log can work meanwhile (a broker's round trip, a file's
+    /// write and sync): then `finish_append` on the same topic waits for
+    /// them. One append per topic is in flight at a time, and no other
+    /// append on that topic starts before it is finished. A log that
+    /// cannot work meanwhile appends at once.
+    fn start_append(&self, topic: Topic, records: Vec<Record>) -> Result<Started, LogError> {
+        self.append(topic, &records).map(Started::Done)
     }
 
     /// Waits for the append `start_append` left in flight on `topic`: the
@@ -202,7 +204,7 @@ impl<L: EventLog + ?Sized> EventLog for Box<L> {
         (**self).append(topic, records)
     }
 
-    fn start_append(&self, topic: Topic, records: &[Record]) -> Result<Started, LogError> {
+    fn start_append(&self, topic: Topic, records: Vec<Record>) -> Result<Started, LogError> {
         (**self).start_append(topic, records)
     }
 

@@ -268,10 +268,12 @@ fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<boo
 /// `clock` gives the recording time for each batch. After an error the
 /// writer refuses more work: reopen it (its pending state is void).
 ///
-/// A file (`Input::File`) is read and parsed a batch ahead: while the log
-/// acknowledges one batch, the next is read and parsed. A live feed
-/// (`Input::Live`, e.g. stdin) may pause between lines, so each batch is
-/// acknowledged before the next is read: what came in is durable while
+/// A file (`Input::File`) flows through three stages at once: while the
+/// log appends batch n (on its own thread, or the broker), batch n+1 is
+/// decided against the write model and batch n+2 is read and parsed. A
+/// batch's dead letters are recorded once its events are durable. A live
+/// feed (`Input::Live`, e.g. stdin) may pause between lines, so each batch
+/// is acknowledged before the next is read: what came in is durable while
 /// the feed is quiet.
 pub fn ingest(
     writer: &mut Writer,
@@ -344,9 +346,7 @@ pub fn ingest(
         }
         batch_end = reader.line_no;
     }
-    writer
-        .settle()
-        .map_err(|e| flow.publish_err(flow.committed_line, e))?;
+    flow.settle(writer, &mut progress)?;
     progress(&flow.summary);
     Ok(flow.summary)
 }
@@ -356,9 +356,9 @@ struct Flow<'a> {
     summary: IngestSummary,
     /// Lines up to here are durable.
     committed_line: u64,
-    /// The last line of the batch the log is acknowledging while the next
-    /// one is prepared.
-    in_flight: Option<u64>,
+    /// The batch the log is appending while the next one is decided: its
+    /// last line, and its dead letters, recorded once it is durable.
+    in_flight: Option<(u64, Vec<Event>)>,
     live: bool,
     log: String,
     source_name: &'a str,
@@ -374,8 +374,10 @@ impl Flow<'_> {
         }
     }
 
-    /// Settles the batch before, decides this one against the write model
-    /// and starts its append; a live feed waits for it to be durable.
+    /// Decides this batch against the write model (which holds every
+    /// batch before, the one in flight included), settles the batch in
+    /// flight and starts this one's append; a live feed waits for it to be
+    /// durable.
     fn commit_batch(
         &mut self,
         writer: &mut Writer,
@@ -385,13 +387,6 @@ impl Flow<'_> {
         recorded_at: &Timestamp,
         progress: &mut impl FnMut(&IngestSummary),
     ) -> Result<(), ProducerError> {
-        writer
-            .settle()
-            .map_err(|e| self.publish_err(self.committed_line, e))?;
-        if let Some(line) = self.in_flight.take() {
-            self.committed_line = line;
-            progress(&self.summary);
-        }
         let dead = decide_batch(
             fees,
             writer,
@@ -400,21 +395,36 @@ impl Flow<'_> {
             recorded_at,
             &mut self.summary,
         );
+        self.settle(writer, progress)?;
         writer
             .start_commit()
             .map_err(|e| self.publish_err(self.committed_line, e))?;
-        self.in_flight = Some(batch_end);
+        self.in_flight = Some((batch_end, dead));
         if self.live {
-            writer
-                .settle()
-                .map_err(|e| self.publish_err(self.committed_line, e))?;
-            self.committed_line = batch_end;
-            self.in_flight = None;
-            progress(&self.summary);
+            self.settle(writer, progress)?;
         }
+        Ok(())
+    }
+
+    /// Waits for the batch in flight to be durable, then records its dead
+    /// letters.
+    fn settle(
+        &mut self,
+        writer: &mut Writer,
+        progress: &mut impl FnMut(&IngestSummary),
+    ) -> Result<(), ProducerError> {
+        writer
+            .settle()
+            .map_err(|e| self.publish_err(self.committed_line, e))?;
+        let Some((line, dead)) = self.in_flight.take() else {
+            return Ok(());
+        };
         writer
             .dead_letter(&dead)
-            .map_err(|e| self.publish_err(self.committed_line, e))
+            .map_err(|e| self.publish_err(self.committed_line, e))?;
+        self.committed_line = line;
+        progress(&self.summary);
+        Ok(())
     }
 }
 

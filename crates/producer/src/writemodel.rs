@@ -357,24 +357,21 @@ impl WriteModel {
     /// partition: the next offset and the link of the last record), as one
     /// synced frame.
     pub fn commit(&mut self, tips: &BTreeMap<u32, (u64, Link)>) -> Result<(), WriteModelError> {
-        let mut stands = Vec::new();
-        for (&p, &(next, link)) in tips {
-            let head = self.head(p);
-            stands.push((
-                p,
-                Stand {
-                    next,
-                    link: link.hash,
-                    carried: link.carried,
-                    head,
-                },
-            ));
-        }
-        self.changed_txns.sort_unstable();
-        self.changed_txns.dedup();
-        let txns = (!self.changed_txns.is_empty()).then(|| {
-            let txns: Vec<(&str, &TxnState)> = self
-                .changed_txns
+        let sealed = self.seal();
+        self.commit_sealed(sealed, tips)
+    }
+
+    /// Takes the pending changes as they stand, for `commit_sealed` once
+    /// the log has the events that made them. Events staged afterwards
+    /// build on them in memory but are not part of them: while one batch
+    /// is appended the next can be decided, and the stored state never
+    /// holds what the log does not.
+    pub fn seal(&mut self) -> Sealed {
+        let mut ids = std::mem::take(&mut self.changed_txns);
+        ids.sort_unstable();
+        ids.dedup();
+        let txns = (!ids.is_empty()).then(|| {
+            let txns: Vec<(&str, &TxnState)> = ids
                 .iter()
                 .map(|id| {
                     (
@@ -387,31 +384,61 @@ impl WriteModel {
                 &postcard::to_stdvec(&txns).expect("transactions serialise"),
             )
         });
+        let reference = std::mem::take(&mut self.reference_dirty)
+            .then(|| serde_json::to_string(&self.reference).expect("reference serialises"));
+        Sealed {
+            txns,
+            seqs: std::mem::take(&mut self.changed_seqs).into_iter().collect(),
+            steps: std::mem::take(&mut self.changed_steps),
+            reference,
+            heads: self.pending_heads.clone(),
+        }
+    }
+
+    /// Stores sealed changes with the log positions they reflect, as one
+    /// synced append.
+    pub fn commit_sealed(
+        &mut self,
+        sealed: Sealed,
+        tips: &BTreeMap<u32, (u64, Link)>,
+    ) -> Result<(), WriteModelError> {
+        let mut stands = Vec::new();
+        for (&p, &(next, link)) in tips {
+            let head = match sealed.heads.get(&p) {
+                Some(h) => *h,
+                None => self.stands.get(&p).map_or(GENESIS, |s| s.head),
+            };
+            stands.push((
+                p,
+                Stand {
+                    next,
+                    link: link.hash,
+                    carried: link.carried,
+                    head,
+                },
+            ));
+        }
         let commit = CommitOut {
             stands: &stands,
-            seqs: self
-                .changed_seqs
-                .iter()
-                .map(|(k, v)| (k.as_str(), *v))
-                .collect(),
-            steps: &self.changed_steps,
-            reference: self
-                .reference_dirty
-                .then(|| serde_json::to_string(&self.reference).expect("reference serialises")),
+            seqs: sealed.seqs.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
+            steps: &sealed.steps,
+            reference: sealed.reference,
         };
         let bytes = postcard::to_stdvec(&commit).expect("commits serialise");
         let frame = lz4_flex::compress_prepend_size(&bytes);
         let mut frames: Vec<(u8, &[u8])> = Vec::with_capacity(2);
-        if let Some(txns) = &txns {
+        if let Some(txns) = &sealed.txns {
             frames.push((TXNS_FRAME, txns));
         }
         frames.push((COMMIT_FRAME, &frame));
         self.file.append(&frames).map_err(frame_err)?;
-        self.changed_txns.clear();
-        self.changed_seqs.clear();
-        self.changed_steps.clear();
-        self.reference_dirty = false;
-        self.pending_heads.clear();
+        // A head staged since the seal stays pending; one the seal took is
+        // now stored.
+        for (p, head) in &sealed.heads {
+            if self.pending_heads.get(p) == Some(head) {
+                self.pending_heads.remove(p);
+            }
+        }
         self.stands.extend(stands);
         Ok(())
     }
@@ -431,6 +458,18 @@ impl WriteModel {
     pub fn flush(&self) -> Result<(), WriteModelError> {
         Ok(())
     }
+}
+
+/// The changes of the events staged up to a point (`WriteModel::seal`),
+/// encoded as they stood then.
+pub struct Sealed {
+    /// The `TXNS_FRAME` payload, when transactions changed.
+    txns: Option<Vec<u8>>,
+    seqs: Vec<(String, u64)>,
+    steps: Vec<String>,
+    reference: Option<String>,
+    /// Per partition, the chain hash after the last event sealed.
+    heads: BTreeMap<u32, [u8; 32]>,
 }
 
 /// The same shape as `Commit`, borrowing the state to write it.

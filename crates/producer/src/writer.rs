@@ -11,8 +11,10 @@
 //!    in the same step see them;
 //! 3. `commit` appends the staged events to the events topic and waits
 //!    until the log has them durably;
-//! 4. only then the write model stores its state with the new log
-//!    positions, in one atomic write.
+//! 4. only then the write model stores the changes of those events with
+//!    the new log positions, in one atomic write. The next batch may be
+//!    decided and staged while an append is in flight (ingest overlaps
+//!    them); its changes are sealed apart and stored after its own append.
 //!
 //! A crash between 3 and 4 is harmless: the next open re-applies the
 //! published events from the log before deciding anything. A failed commit
@@ -29,7 +31,7 @@ use clearing_core::registry::Reference;
 use clearing_core::Event;
 use clearing_log::{EventLog, LogError, Position, Record, Started, Topic};
 
-use crate::writemodel::{WriteModel, WriteModelError};
+use crate::writemodel::{Sealed, WriteModel, WriteModelError};
 
 /// Why recording failed. The cause is kept: a write-model disk error is
 /// not a broker error.
@@ -64,9 +66,9 @@ pub struct Writer {
     log: Arc<dyn EventLog>,
     wm: WriteModel,
     staged: Vec<Event>,
-    /// The chain hashes of an append started by `start_commit` and not yet
-    /// settled.
-    in_flight: Option<Vec<[u8; 32]>>,
+    /// An append started by `start_commit` and not yet settled: the chain
+    /// hash of each record, and the write model's changes it carries.
+    in_flight: Option<(Vec<[u8; 32]>, Sealed)>,
     poisoned: bool,
 }
 
@@ -156,12 +158,9 @@ impl Writer {
     /// An event of a multi-event step (a reconciliation run's breaks and
     /// summary, …) already recorded — by an earlier run of the same step
     /// that was stopped half-way — is not staged again: such steps are
-    /// recorded exactly once under kills.
+    /// recorded exactly once under kills. An append may be in flight: what
+    /// is staged now builds on it and is committed after it.
     pub fn stage(&mut self, mut event: Event) {
-        assert!(
-            self.in_flight.is_none(),
-            "events are staged only after the append in flight is settled"
-        );
         if self.wm.recorded_step(&event.event_id) {
             return;
         }
@@ -185,11 +184,11 @@ impl Writer {
     }
 
     /// Hands the staged events to the log and returns before it has
-    /// acknowledged them when it can work meanwhile (Kafka): `settle`
-    /// waits, then stores the write model. Nothing may be staged in
-    /// between, since the write model stores all it holds: a caller
-    /// prepares the next batch's input meanwhile (ingest parses its next
-    /// lines while the broker acknowledges the last ones).
+    /// acknowledged them when it can work meanwhile (a broker's round trip,
+    /// the embedded log's write and sync): `settle` waits, then stores the
+    /// write model's changes of these events alone. The next batch may be
+    /// decided and staged meanwhile (ingest does), and is committed after
+    /// this one is settled.
     pub fn start_commit(&mut self) -> Result<(), WriteError> {
         self.usable()?;
         assert!(self.in_flight.is_none(), "one append in flight at a time");
@@ -207,14 +206,14 @@ impl Writer {
     /// write model at the new log end. Nothing in flight: nothing happens.
     pub fn settle(&mut self) -> Result<(), WriteError> {
         self.usable()?;
-        let Some(heads) = self.in_flight.take() else {
+        let Some((heads, sealed)) = self.in_flight.take() else {
             return Ok(());
         };
         let result = self
             .log
             .finish_append(Topic::Events)
             .map_err(WriteError::from)
-            .and_then(|positions| self.store(&positions, heads));
+            .and_then(|positions| self.store(&positions, heads, sealed));
         if result.is_err() {
             self.poisoned = true;
         }
@@ -223,12 +222,13 @@ impl Writer {
 
     fn start_staged(&mut self) -> Result<(), WriteError> {
         let (records, heads) = self.seal_staged()?;
-        let started = self.log.start_append(Topic::Events, &records)?;
+        let sealed = self.wm.seal();
+        let started = self.log.start_append(Topic::Events, records)?;
         self.staged.clear();
         match started {
-            Started::Done(positions) => self.store(&positions, heads),
+            Started::Done(positions) => self.store(&positions, heads, sealed),
             Started::InFlight => {
-                self.in_flight = Some(heads);
+                self.in_flight = Some((heads, sealed));
                 Ok(())
             }
         }
@@ -237,7 +237,12 @@ impl Writer {
     /// Stores the write model after an acknowledged append: per partition,
     /// past its last record, and that record's link (every staged record
     /// carries its chain hash).
-    fn store(&mut self, positions: &[Position], heads: Vec<[u8; 32]>) -> Result<(), WriteError> {
+    fn store(
+        &mut self,
+        positions: &[Position],
+        heads: Vec<[u8; 32]>,
+        sealed: Sealed,
+    ) -> Result<(), WriteError> {
         let mut tips: BTreeMap<u32, (u64, Link)> = BTreeMap::new();
         for (p, hash) in positions.iter().zip(heads) {
             let link = Link {
@@ -249,7 +254,7 @@ impl Writer {
                 *tip = (p.offset + 1, link);
             }
         }
-        self.wm.commit(&tips)?;
+        self.wm.commit_sealed(sealed, &tips)?;
         Ok(())
     }
 

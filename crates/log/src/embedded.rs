@@ -103,19 +103,20 @@ impl EmbeddedLog {
     /// An error when an append is in flight on `topic`: appends to a topic
     /// are taken one after the other, in the order they were asked for.
     fn none_in_flight(&self, topic: Topic) -> Result<(), LogError> {
-        if self
-            .in_flight
-            .lock()
-            .expect("log lock")
-            .contains_key(&topic)
-        {
-            return Err(LogError::File(format!(
-                "an append to {} is in flight ({})",
-                self.topics.name(topic),
-                self.describe()
-            )));
+        let in_flight = self.in_flight.lock().expect("log lock");
+        if in_flight.contains_key(&topic) {
+            return Err(self.busy(topic));
         }
         Ok(())
+    }
+
+    /// Why another append to `topic` is refused while one is in flight.
+    fn busy(&self, topic: Topic) -> LogError {
+        LogError::File(format!(
+            "an append to {} is in flight ({})",
+            self.topics.name(topic),
+            self.describe()
+        ))
     }
 
     /// Offset one past the last record of a topic.
@@ -296,11 +297,7 @@ impl EventLog for EmbeddedLog {
     fn start_append(&self, topic: Topic, records: Vec<Record>) -> Result<Started, LogError> {
         let mut in_flight = self.in_flight.lock().expect("log lock");
         if in_flight.contains_key(&topic) {
-            return Err(LogError::File(format!(
-                "an append to {} is already in flight ({})",
-                self.topics.name(topic),
-                self.describe()
-            )));
+            return Err(self.busy(topic));
         }
         let file = Arc::clone(self.file(topic));
         let handle = std::thread::Builder::new()

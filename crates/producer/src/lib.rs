@@ -346,8 +346,8 @@ pub fn ingest(
         }
         batch_end = reader.line_no;
     }
+    // The last batch is reported as it settles (or already was, live).
     flow.settle(writer, &mut progress)?;
-    progress(&flow.summary);
     Ok(flow.summary)
 }
 
